@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package Heirloom needs to build, test and benchmark.
+# Safe to run again: apt-get skips what is already there.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev
+  # libraries
+  libsodium-dev libssl-dev librsync-dev libzstd-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+  catch2 libcpp-httplib-dev libldap-dev libsqlite3-dev qt6-base-dev
+  # tools used by tests and benchmarks
+  qemu-utils e2fsprogs python3 curl time nginx-light rdiff casync zsync
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+else
+  SUDO=
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${packages[@]}"
