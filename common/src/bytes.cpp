@@ -58,8 +58,9 @@ bool all_zero(ByteView bytes) {
 
 Result<ByteView> Reader::raw(std::string_view field, std::size_t n) {
     if (n > remaining())
-        return fail(Errc::corrupt, fmt::format("truncated at {} (offset {}, need {} bytes, {} left)",
-                                               field, pos_, n, remaining()));
+        return fail(Errc::corrupt,
+                    fmt::format("truncated at {} (offset {}, need {} bytes, {} left)", field, pos_,
+                                n, remaining()));
     ByteView out = data_.subspan(pos_, n);
     pos_ += n;
     return out;

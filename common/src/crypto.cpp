@@ -17,9 +17,13 @@ Status init() {
     return {};
 }
 
-void random_bytes(MutableByteView out) { randombytes_buf(out.data(), out.size()); }
+void random_bytes(MutableByteView out) {
+    randombytes_buf(out.data(), out.size());
+}
 
-void secure_wipe(MutableByteView bytes) { sodium_memzero(bytes.data(), bytes.size()); }
+void secure_wipe(MutableByteView bytes) {
+    sodium_memzero(bytes.data(), bytes.size());
+}
 
 Digest sha256(ByteView data) {
     Digest out;
@@ -66,7 +70,9 @@ KeyedHash& KeyedHash::operator=(const KeyedHash& other) {
 KeyedHash::KeyedHash(KeyedHash&&) noexcept = default;
 KeyedHash& KeyedHash::operator=(KeyedHash&&) noexcept = default;
 
-Digest KeyedHash::operator()(ByteView data) const { return (*this)({data}); }
+Digest KeyedHash::operator()(ByteView data) const {
+    return (*this)({data});
+}
 
 Digest KeyedHash::operator()(std::initializer_list<ByteView> parts) const {
     SHA256_CTX ctx = state_->inner;
@@ -81,7 +87,9 @@ Digest KeyedHash::operator()(std::initializer_list<ByteView> parts) const {
     return out;
 }
 
-Digest hmac_sha256(ByteView key, ByteView data) { return KeyedHash(key)(data); }
+Digest hmac_sha256(ByteView key, ByteView data) {
+    return KeyedHash(key)(data);
+}
 
 namespace {
 struct CipherCtx {

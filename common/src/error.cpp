@@ -7,15 +7,24 @@ namespace heirloom {
 
 std::string_view errc_name(Errc code) {
     switch (code) {
-    case Errc::invalid_argument: return "invalid argument";
-    case Errc::io: return "I/O error";
-    case Errc::corrupt: return "corrupt data";
-    case Errc::crypto: return "authentication failed";
-    case Errc::not_found: return "not found";
-    case Errc::unsupported: return "unsupported";
-    case Errc::network: return "network error";
-    case Errc::conflict: return "conflict";
-    case Errc::cancelled: return "cancelled";
+    case Errc::invalid_argument:
+        return "invalid argument";
+    case Errc::io:
+        return "I/O error";
+    case Errc::corrupt:
+        return "corrupt data";
+    case Errc::crypto:
+        return "authentication failed";
+    case Errc::not_found:
+        return "not found";
+    case Errc::unsupported:
+        return "unsupported";
+    case Errc::network:
+        return "network error";
+    case Errc::conflict:
+        return "conflict";
+    case Errc::cancelled:
+        return "cancelled";
     }
     return "error";
 }

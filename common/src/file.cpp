@@ -32,8 +32,8 @@ Result<Fd> open_read(const fs::path& path) {
 Status pread_exact(int fd, MutableByteView out, std::uint64_t offset, const fs::path& path) {
     std::size_t done = 0;
     while (done < out.size()) {
-        ssize_t n = ::pread(fd, out.data() + done, out.size() - done,
-                            static_cast<off_t>(offset + done));
+        ssize_t n =
+            ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -50,8 +50,8 @@ Status pread_exact(int fd, MutableByteView out, std::uint64_t offset, const fs::
 Status pwrite_all(int fd, ByteView data, std::uint64_t offset, const fs::path& path) {
     std::size_t done = 0;
     while (done < data.size()) {
-        ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done,
-                             static_cast<off_t>(offset + done));
+        ssize_t n =
+            ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -112,12 +112,14 @@ Status write_file_atomic(const fs::path& path, ByteView data, Durability durabil
     std::random_device rd;
     fs::path tmp = path;
     tmp += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                    static_cast<mode_t>(mode));
+    int fd =
+        ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(mode));
     if (fd < 0)
         return fail_errno("create", tmp.string());
     Fd owner(fd);
-    auto cleanup = [&] { ::unlink(tmp.c_str()); };
+    auto cleanup = [&] {
+        ::unlink(tmp.c_str());
+    };
     if (auto ok = write_all(fd, data, tmp); !ok) {
         cleanup();
         return ok;

@@ -1,3 +1,5 @@
 #include "image_cli.hpp"
 
-int main(int argc, char** argv) { return heirloom::trim::cli::run(argc, argv); }
+int main(int argc, char** argv) {
+    return heirloom::trim::cli::run(argc, argv);
+}

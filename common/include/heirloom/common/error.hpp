@@ -55,7 +55,7 @@ std::unexpected<Error> fail_errno(std::string_view operation, std::string_view p
 // Returns early from the enclosing function when `expr` (a Result) holds an error,
 // otherwise yields its value. Keeps call chains flat without exceptions.
 #define HL_TRY(expr)                                                                               \
-    __extension__({                                                                                           \
+    __extension__({                                                                                \
         auto&& hl_try_result_ = (expr);                                                            \
         if (!hl_try_result_)                                                                       \
             return std::unexpected(std::move(hl_try_result_).error());                             \
@@ -64,7 +64,7 @@ std::unexpected<Error> fail_errno(std::string_view operation, std::string_view p
 
 // Like HL_TRY, but adds context to the error on the way up.
 #define HL_TRY_CTX(expr, ctx)                                                                      \
-    __extension__({                                                                                           \
+    __extension__({                                                                                \
         auto&& hl_try_result_ = (expr);                                                            \
         if (!hl_try_result_)                                                                       \
             return std::unexpected(std::move(hl_try_result_).error().context(ctx));                \

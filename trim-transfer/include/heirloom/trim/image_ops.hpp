@@ -1,0 +1,55 @@
+#pragma once
+
+// Operations on stored images: export back to a standard VHD, verify every chunk, and write a
+// removable-media seed.
+
+#include "heirloom/trim/keys.hpp"
+#include "heirloom/trim/progress.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace heirloom::trim {
+
+struct ExportResult {
+    std::uint64_t version = 0;
+    std::uint64_t virtual_size = 0;
+    std::uint64_t data_bytes = 0;
+    double seconds = 0;
+};
+
+// Writes a stored version (default: the current one) as a dynamic VHD that qemu-img and other
+// hypervisors open. The file appears only when complete.
+Result<ExportResult> export_image(const fs::path& store, std::string_view image,
+                                  std::optional<std::uint64_t> version, const fs::path& out,
+                                  const KeySet& keys, Progress* progress);
+
+struct VerifyResult {
+    std::uint64_t version = 0;
+    std::uint64_t chunks = 0;
+    std::uint64_t data_bytes = 0;
+    std::vector<std::string> problems; // one line per damaged or missing chunk
+    double seconds = 0;
+};
+
+// Checks the manifest signature and authenticates and decrypts every chunk of a version.
+Result<VerifyResult> verify_image(const fs::path& store, std::string_view image,
+                                  std::optional<std::uint64_t> version, const KeySet& keys,
+                                  Progress* progress);
+
+struct MediaResult {
+    std::uint64_t version = 0;
+    std::uint64_t chunks = 0;
+    std::uint64_t chunks_copied = 0; // the rest were on the media already
+    std::uint64_t bytes_copied = 0;
+    double seconds = 0;
+};
+
+// Copies the signed manifest and the encrypted chunks of a version (default: the latest) from
+// a repository folder to a removable-media folder. Never writes plaintext.
+Result<MediaResult> create_media(const fs::path& repo, std::string_view image,
+                                 std::optional<std::uint64_t> version, const fs::path& out,
+                                 Progress* progress);
+
+} // namespace heirloom::trim
