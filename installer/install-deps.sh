@@ -5,12 +5,12 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev
+  build-essential cmake ninja-build pkg-config clang-format clang-16 libclang-rt-16-dev
   # libraries
   libsodium-dev libssl-dev librsync-dev libzstd-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   catch2 libcpp-httplib-dev libldap-dev libsqlite3-dev qt6-base-dev
   # tools used by tests and benchmarks
-  qemu-utils e2fsprogs python3 curl time nginx-light rdiff casync zsync
+  qemu-utils e2fsprogs python3 curl time bc nginx-light rdiff casync zsync
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine and runs every test: the unit and integration suite
+# (release build, warnings as errors), the same suite under AddressSanitizer and
+# UndefinedBehaviorSanitizer, the fuzz targets for a bounded time, and the format check.
+# Usage: bash tests/run-all.sh   (HEIRLOOM_FUZZ_SECONDS=N to change the fuzz time per target)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+fuzz_seconds=${HEIRLOOM_FUZZ_SECONDS:-30}
+jobs=${HEIRLOOM_JOBS:-$(nproc)}
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "installing dependencies"
+bash installer/install-deps.sh
+
+step "format check (.clang-format)"
+mapfile -t sources < <(git ls-files '*.cpp' '*.hpp' 2>/dev/null || find . -name '*.[ch]pp' -not -path './build*')
+if ! clang-format --dry-run --Werror "${sources[@]}"; then
+  echo "clang-format: files above need formatting (run: clang-format -i FILE)" >&2
+  exit 1
+fi
+
+step "release build (-Wall -Wextra -Werror)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C build -j "$jobs"
+
+step "sanitizer build (ASan + UBSan)"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHEIRLOOM_SANITIZE=ON >/dev/null
+ninja -C build-asan -j "$jobs"
+
+step "fuzz targets (libFuzzer, ${fuzz_seconds}s each)"
+CC=clang-16 CXX=clang++-16 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DHEIRLOOM_FUZZ=ON >/dev/null
+ninja -C build-fuzz -j "$jobs"
+for target in build-fuzz/bin/fuzz_*; do
+  name=$(basename "$target")
+  corpus="build-fuzz/corpus/$name"
+  mkdir -p "$corpus"
+  dirs=("$corpus")
+  [ -d "tests/fuzz/seeds/${name#fuzz_}" ] && dirs+=("tests/fuzz/seeds/${name#fuzz_}")
+  echo "--- $name"
+  if ! "$target" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -print_final_stats=1 \
+      "${dirs[@]}" >"build-fuzz/$name.log" 2>&1; then
+    tail -n 40 "build-fuzz/$name.log" >&2
+    echo "$name found a crash (log above, reproducer in the working folder)" >&2
+    exit 1
+  fi
+  grep -E '^stat::number_of_executed_units|^Done' "build-fuzz/$name.log" || true
+done
+
+step "test suite under ASan + UBSan"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --output-on-failure -j "$jobs" --timeout 600)
+
+step "test suite (release build)"
+(cd build && ctest --output-on-failure -j "$jobs" --timeout 600)
