@@ -26,10 +26,8 @@ namespace {
 
 // Chunk files referenced by every manifest in a repository-shaped folder that verifies under
 // our keys (a store, or removable media: both are untrusted until verified).
-std::vector<std::pair<ChunkId, fs::path>> verified_chunk_files(const fs::path& root,
-                                                               const KeySet& keys,
-                                                               bool current_only,
-                                                               const Log* log) {
+std::vector<std::pair<ChunkId, fs::path>>
+verified_chunk_files(const fs::path& root, const KeySet& keys, bool current_only, const Log* log) {
     std::vector<std::pair<ChunkId, fs::path>> files;
     std::error_code ec;
     for (const auto& image_dir : fs::directory_iterator(root / "images", ec)) {
@@ -148,6 +146,53 @@ void plan_blocks(std::vector<PartialChunk>& chunks, const Seeds& seeds, std::uin
     }
 }
 
+struct WholeChunks {
+    std::vector<PartialChunk> partial;            // chunks to build block by block
+    std::vector<std::uint32_t> repeated_partials; // a partial chunk's ordinal per repeat
+    std::uint64_t data_bytes = 0;                 // data in the chunks taken whole
+};
+
+// Takes the chunks the store holds, copies those found whole on media, and lists the rest.
+// A chunk that occurs several times in the image is built and stored once.
+Result<WholeChunks> take_whole_chunks(const Manifest& m, const Seeds& seeds, Store& store,
+                                      const FamilyKeys& keys, ApplyCounters& counters) {
+    WholeChunks out;
+    RecordCodec codec;
+    // Where each chunk ID was found: seed number, or partial ordinal + seed count.
+    std::unordered_map<ChunkId, std::pair<std::size_t, std::uint64_t>, TagHash> seen;
+    const std::size_t partial_base = seeds.extra.size() + 1;
+    for (const auto& entry : m.chunks) {
+        if (auto it = seen.find(entry.id); it != seen.end()) {
+            auto [origin, bytes] = it->second;
+            if (origin >= partial_base) {
+                out.repeated_partials.push_back(static_cast<std::uint32_t>(origin - partial_base));
+                continue;
+            }
+            counters.from_seed[origin] += bytes;
+            out.data_bytes += bytes;
+            continue;
+        }
+        std::optional<std::pair<std::size_t, std::uint64_t>> found;
+        if (auto obj = seeds.store.find(entry.id))
+            found = {0, data_bytes(seeds.store.header(*obj))};
+        for (std::size_t s = 0; s < seeds.extra.size() && !found; ++s) {
+            const auto* media = std::get_if<ChunkSeed>(&seeds.extra[s]);
+            auto obj = media ? media->find(entry.id) : std::nullopt;
+            if (obj && copy_from_media(*media, *obj, store, keys, codec))
+                found = {s + 1, data_bytes(media->header(*obj))};
+        }
+        if (!found) {
+            seen.emplace(entry.id, std::make_pair(partial_base + out.partial.size(), 0));
+            out.partial.push_back({entry, {}, {}});
+            continue;
+        }
+        seen.emplace(entry.id, *found);
+        counters.from_seed[found->first] += found->second;
+        out.data_bytes += found->second;
+    }
+    return out;
+}
+
 struct Fetched {
     Manifest manifest;
     Bytes bytes;
@@ -167,8 +212,8 @@ Result<std::optional<Fetched>> fetch_manifest(ObjectSource& source, const SyncOp
     f.manifest = HL_TRY_CTX(parse_manifest(f.bytes, keys.signing_public),
                             fmt::format("manifest of '{}' v{}", o.image, latest));
     if (f.manifest.version != latest)
-        return fail(Errc::crypto, fmt::format("v{}.manifest holds version {}", latest,
-                                              f.manifest.version));
+        return fail(Errc::crypto,
+                    fmt::format("v{}.manifest holds version {}", latest, f.manifest.version));
     ManifestExpectations expect{o.image, keys.family.family_id(), current.value_or(0),
                                 o.now ? o.now : std::time(nullptr)};
     HL_TRY(check_manifest(f.manifest, expect));
@@ -192,7 +237,8 @@ Result<SyncResult> sync_image(const SyncOptions& o, const KeySet& keys) {
         auto stats = source->stats();
         result.bytes_fetched = stats.bytes;
         result.requests = stats.requests;
-        result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        result.seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     };
     if (!fetched) {
         result.version = *result.previous_version;
@@ -220,8 +266,9 @@ Result<SyncResult> sync_image(const SyncOptions& o, const KeySet& keys) {
                 ChunkSeed::load(verified_chunk_files(path, keys, false, o.log), keys.family));
             continue;
         }
-        auto host = HL_TRY_CTX(HostFolderSeed::index(path, store.seeds_dir(), keys.family, o.progress),
-                               "seed " + path.string());
+        auto host =
+            HL_TRY_CTX(HostFolderSeed::index(path, store.seeds_dir(), keys.family, o.progress),
+                       "seed " + path.string());
         if (o.log)
             o.log->info("seed {}: {} files, {} hashed anew", path.string(), host.files(),
                         host.files_hashed());
@@ -229,35 +276,16 @@ Result<SyncResult> sync_image(const SyncOptions& o, const KeySet& keys) {
     }
     ApplyCounters counters(seeds.names.size());
 
-    // Whole chunks: held by the store, or on removable media.
-    std::vector<PartialChunk> partial;
-    RecordCodec codec;
-    std::uint64_t data = 0;
-    for (const auto& entry : m.chunks) {
-        if (auto obj = seeds.store.find(entry.id)) {
-            std::uint64_t bytes = data_bytes(seeds.store.header(*obj));
-            counters.from_seed[0] += bytes;
-            data += bytes;
-            continue;
-        }
-        bool copied = false;
-        for (std::size_t s = 0; s < seeds.extra.size() && !copied; ++s) {
-            const auto* media = std::get_if<ChunkSeed>(&seeds.extra[s]);
-            auto obj = media ? media->find(entry.id) : std::nullopt;
-            if (!obj || !copy_from_media(*media, *obj, store, keys.family, codec))
-                continue;
-            std::uint64_t bytes = data_bytes(media->header(*obj));
-            counters.from_seed[s + 1] += bytes;
-            data += bytes;
-            copied = true;
-        }
-        if (!copied)
-            partial.push_back({entry, {}, {}});
-    }
-
+    WholeChunks whole = HL_TRY(take_whole_chunks(m, seeds, store, keys.family, counters));
+    std::vector<PartialChunk>& partial = whole.partial;
     HL_TRY(fetch_headers(*source, keys.family, m, partial, workers));
+    std::uint64_t data = whole.data_bytes;
     for (const auto& pc : partial)
         data += data_bytes(pc.remote);
+    for (std::uint32_t ordinal : whole.repeated_partials) {
+        counters.duplicates += data_bytes(partial[ordinal].remote);
+        data += data_bytes(partial[ordinal].remote);
+    }
     seeds.store.add_to(seeds.index, 0);
     for (std::uint32_t s = 0; s < seeds.extra.size(); ++s)
         std::visit([&](const auto& seed) { seed.add_to(seeds.index, s + 1); }, seeds.extra[s]);
@@ -265,7 +293,8 @@ Result<SyncResult> sync_image(const SyncOptions& o, const KeySet& keys) {
     plan_blocks(partial, seeds, result.blocks_fetched);
 
     ApplyContext ctx(keys, store, *source, seeds, partial, counters, o.progress);
-    HL_TRY_CTX(apply_partial_chunks(ctx, workers), fmt::format("sync '{}' v{}", o.image, m.version));
+    HL_TRY_CTX(apply_partial_chunks(ctx, workers),
+               fmt::format("sync '{}' v{}", o.image, m.version));
     HL_TRY(store.commit(o.image, m.version, fetched->bytes));
     if (auto pruned = store.prune(o.image, o.keep_versions, keys.signing_public); !pruned && o.log)
         o.log->warn("could not prune old versions: {}", pruned.error().message);
