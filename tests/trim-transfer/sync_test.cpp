@@ -353,3 +353,17 @@ TEST_CASE("pack refuses versions that do not increase", "[sync]") {
     REQUIRE_FALSE(r);
     CHECK(r.error().message.find("versions only increase") != std::string::npos);
 }
+
+TEST_CASE("identical chunks within one image are built and stored once", "[sync]") {
+    Engine e;
+    auto disk = test::make_disk(16 << 20, 40, 20);
+    // Copy 1 MiB (four whole chunks) to another chunk-aligned place, twice.
+    std::copy_n(disk.content.begin() + (1 << 20), 1 << 20, disk.content.begin() + (8 << 20));
+    std::copy_n(disk.content.begin() + (1 << 20), 1 << 20, disk.content.begin() + (12 << 20));
+    e.pack(disk);
+    auto r = e.sync(e.repo.string());
+    REQUIRE(r);
+    CHECK(seed_bytes(*r, "duplicates") >= 2u << 20);
+    CHECK(e.exported() == disk.content);
+    e.verify_ok();
+}
