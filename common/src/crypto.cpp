@@ -91,53 +91,66 @@ Digest hmac_sha256(ByteView key, ByteView data) {
     return KeyedHash(key)(data);
 }
 
-namespace {
-struct CipherCtx {
+struct AesGcm::State {
+    EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
     EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-    ~CipherCtx() { EVP_CIPHER_CTX_free(ctx); }
+    ~State() {
+        EVP_CIPHER_CTX_free(ctx);
+        EVP_CIPHER_free(cipher);
+    }
 };
-} // namespace
 
-Result<GcmTag> aes_gcm_seal(const Key& key, const Nonce& nonce, ByteView aad, ByteView plaintext,
+AesGcm::AesGcm() : state_(std::make_unique<State>()) {}
+AesGcm::~AesGcm() = default;
+
+Result<GcmTag> AesGcm::seal(const Key& key, const Nonce& nonce, ByteView aad, ByteView plaintext,
                             MutableByteView ciphertext) {
     if (ciphertext.size() != plaintext.size())
         return fail(Errc::invalid_argument, "ciphertext buffer has the wrong size");
-    CipherCtx c;
+    EVP_CIPHER_CTX* c = state_->ctx;
     int len = 0;
     GcmTag tag{};
-    bool ok = c.ctx && EVP_EncryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) &&
-              EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, 12, nullptr) &&
-              EVP_EncryptInit_ex(c.ctx, nullptr, nullptr, key.data(), nonce.data()) &&
-              EVP_EncryptUpdate(c.ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) &&
-              EVP_EncryptUpdate(c.ctx, ciphertext.data(), &len, plaintext.data(),
+    bool ok = state_->cipher && c &&
+              EVP_EncryptInit_ex2(c, state_->cipher, key.data(), nonce.data(), nullptr) &&
+              EVP_EncryptUpdate(c, nullptr, &len, aad.data(), static_cast<int>(aad.size())) &&
+              EVP_EncryptUpdate(c, ciphertext.data(), &len, plaintext.data(),
                                 static_cast<int>(plaintext.size())) &&
-              EVP_EncryptFinal_ex(c.ctx, ciphertext.data() + len, &len) &&
-              EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_GET_TAG, 16, tag.data());
+              EVP_EncryptFinal_ex(c, ciphertext.data() + len, &len) &&
+              EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, tag.data());
     if (!ok)
         return fail(Errc::crypto, "AES-256-GCM encryption failed");
     return tag;
 }
 
-Status aes_gcm_open(const Key& key, const Nonce& nonce, ByteView aad, ByteView ciphertext,
+Status AesGcm::open(const Key& key, const Nonce& nonce, ByteView aad, ByteView ciphertext,
                     const GcmTag& tag, MutableByteView plaintext) {
     if (ciphertext.size() != plaintext.size())
         return fail(Errc::invalid_argument, "plaintext buffer has the wrong size");
-    CipherCtx c;
+    EVP_CIPHER_CTX* c = state_->ctx;
     int len = 0;
     GcmTag expected = tag;
-    bool ok = c.ctx && EVP_DecryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) &&
-              EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, 12, nullptr) &&
-              EVP_DecryptInit_ex(c.ctx, nullptr, nullptr, key.data(), nonce.data()) &&
-              EVP_DecryptUpdate(c.ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) &&
-              EVP_DecryptUpdate(c.ctx, plaintext.data(), &len, ciphertext.data(),
+    bool ok = state_->cipher && c &&
+              EVP_DecryptInit_ex2(c, state_->cipher, key.data(), nonce.data(), nullptr) &&
+              EVP_DecryptUpdate(c, nullptr, &len, aad.data(), static_cast<int>(aad.size())) &&
+              EVP_DecryptUpdate(c, plaintext.data(), &len, ciphertext.data(),
                                 static_cast<int>(ciphertext.size())) &&
-              EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, 16, expected.data()) &&
-              EVP_DecryptFinal_ex(c.ctx, plaintext.data() + len, &len) > 0;
+              EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, expected.data()) &&
+              EVP_DecryptFinal_ex(c, plaintext.data() + len, &len) > 0;
     if (!ok) {
         secure_wipe(plaintext);
         return fail(Errc::crypto, "authentication tag mismatch (data tampered or wrong key)");
     }
     return {};
+}
+
+Result<GcmTag> aes_gcm_seal(const Key& key, const Nonce& nonce, ByteView aad, ByteView plaintext,
+                            MutableByteView ciphertext) {
+    return AesGcm().seal(key, nonce, aad, plaintext, ciphertext);
+}
+
+Status aes_gcm_open(const Key& key, const Nonce& nonce, ByteView aad, ByteView ciphertext,
+                    const GcmTag& tag, MutableByteView plaintext) {
+    return AesGcm().open(key, nonce, aad, ciphertext, tag, plaintext);
 }
 
 SigningKeyPair generate_signing_key() {

@@ -1,8 +1,8 @@
 #include "heirloom/common/file.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <fcntl.h>
-#include <random>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,9 +109,10 @@ Status fsync_dir(const fs::path& dir) {
 
 Status write_file_atomic(const fs::path& path, ByteView data, Durability durability,
                          FileMode mode) {
-    std::random_device rd;
+    // Unique per process and call; O_EXCL below catches any clash with another writer.
+    static std::atomic<std::uint64_t> counter{0};
     fs::path tmp = path;
-    tmp += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd());
+    tmp += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
     int fd =
         ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(mode));
     if (fd < 0)

@@ -69,7 +69,8 @@ std::uint64_t ideal_blocks(const Bytes& before, const Bytes& after) {
     auto blocks = [](const Bytes& d) {
         std::set<std::string> s;
         for (std::size_t o = 0; o < d.size(); o += block_size) {
-            std::string b(d.begin() + static_cast<long>(o), d.begin() + static_cast<long>(o + block_size));
+            std::string b(d.begin() + static_cast<long>(o),
+                          d.begin() + static_cast<long>(o + block_size));
             if (b.find_first_not_of('\0') != std::string::npos)
                 s.insert(std::move(b));
         }
@@ -186,7 +187,6 @@ TEST_CASE("Trim Transfer: a host folder of the image's files seeds a first sync"
     // next to other data) and nothing else may need fetching.
     CHECK(r->blocks_fetched * 8 < ideal_blocks(Bytes(disk_size, 0), disk.content));
     CHECK(e.exported() == disk.content);
-
 }
 
 TEST_CASE("Trim Transfer: the folder index is incremental and re-checked on read", "[sync][seed]") {
@@ -211,10 +211,12 @@ TEST_CASE("Trim Transfer: the folder index is incremental and re-checked on read
     BlockTag tag = keys.block_tag(original);
     const BlockLocation* where = index.find(tag);
     REQUIRE(where);
-    CHECK(second->read_block(keys, where->object, where->block, tag, block));
+    OpenFiles files;
+    CHECK(second->read_block(keys, files, where->object, where->block, tag, block));
     CHECK(block == original);
     flip_byte(dir / "files" / "dir0" / "file0", 10);
-    auto bad = second->read_block(keys, where->object, where->block, tag, block);
+    OpenFiles fresh;
+    auto bad = second->read_block(keys, fresh, where->object, where->block, tag, block);
     REQUIRE_FALSE(bad);
     CHECK(bad.error().message.find("changed since it was indexed") != std::string::npos);
 

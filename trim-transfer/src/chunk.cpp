@@ -37,14 +37,15 @@ Status check_entry(const BlockEntry& e, std::size_t index) {
         return {};
     case Codec::raw:
         if (e.record_size != max_record_size)
-            return bad(fmt::format("raw record of {} bytes (must be {})", e.record_size,
-                                   max_record_size));
+            return bad(
+                fmt::format("raw record of {} bytes (must be {})", e.record_size, max_record_size));
         break;
     case Codec::zstd:
         if (e.record_size <= record_overhead || e.record_size >= max_record_size)
             return bad(fmt::format("compressed record of {} bytes is out of range", e.record_size));
         break;
-    default: return bad(fmt::format("unknown codec {}", static_cast<int>(e.codec)));
+    default:
+        return bad(fmt::format("unknown codec {}", static_cast<int>(e.codec)));
     }
     if (e.tag == zero_tag)
         return bad("data block with the zero tag");
@@ -72,7 +73,8 @@ Result<ChunkHeader> parse_chunk_header(ByteView bytes, const FamilyKeys& keys,
                                                    format, chunk_format));
     auto count = HL_TRY_CTX(r.u16("block count"), "chunk header");
     if (count == 0 || count > chunk_blocks)
-        return fail(Errc::corrupt, fmt::format("chunk header: block count {} is out of range", count));
+        return fail(Errc::corrupt,
+                    fmt::format("chunk header: block count {} is out of range", count));
     auto reserved = HL_TRY_CTX(r.u32("reserved"), "chunk header");
     if (reserved != 0)
         return fail(Errc::corrupt, "chunk header: reserved field is not zero");
@@ -106,6 +108,7 @@ struct RecordCodec::State {
     ZSTD_DCtx* dctx = ZSTD_createDCtx();
     Bytes scratch = Bytes(ZSTD_compressBound(block_size));
     Bytes plain = Bytes(block_size);
+    crypto::AesGcm aes;
     ~State() {
         ZSTD_freeCCtx(cctx);
         ZSTD_freeDCtx(dctx);
@@ -113,7 +116,9 @@ struct RecordCodec::State {
 };
 
 RecordCodec::RecordCodec() : state_(new State) {}
-RecordCodec::~RecordCodec() { delete state_; }
+RecordCodec::~RecordCodec() {
+    delete state_;
+}
 
 Result<Codec> RecordCodec::seal(const FamilyKeys& keys, const crypto::Key& chunk_key,
                                 const ChunkId& id, std::uint32_t index, const BlockTag& tag,
@@ -125,9 +130,9 @@ Result<Codec> RecordCodec::seal(const FamilyKeys& keys, const crypto::Key& chunk
     crypto::Digest digest{};
     ByteView digest_view = tag;
     if (compress == Compress::yes) {
-        std::size_t n = ZSTD_compressCCtx(state_->cctx, state_->scratch.data(),
-                                          state_->scratch.size(), block.data(), block.size(),
-                                          zstd_level);
+        std::size_t n =
+            ZSTD_compressCCtx(state_->cctx, state_->scratch.data(), state_->scratch.size(),
+                              block.data(), block.size(), zstd_level);
         if (!ZSTD_isError(n) && n < block_size) {
             payload = ByteView(state_->scratch.data(), n);
             codec = Codec::zstd;
@@ -137,13 +142,14 @@ Result<Codec> RecordCodec::seal(const FamilyKeys& keys, const crypto::Key& chunk
             digest_view = digest;
         }
     }
-    crypto::Nonce nonce = keys.record_nonce(id, index, static_cast<std::uint8_t>(codec), digest_view);
+    crypto::Nonce nonce =
+        keys.record_nonce(id, index, static_cast<std::uint8_t>(codec), digest_view);
     auto aad = record_aad(id, index, codec, tag);
     std::size_t start = out.size();
     out.resize(start + record_overhead + payload.size());
     std::memcpy(out.data() + start, nonce.data(), nonce.size());
     MutableByteView ct(out.data() + start + nonce.size(), payload.size());
-    auto gcm = HL_TRY(crypto::aes_gcm_seal(chunk_key, nonce, aad, payload, ct));
+    auto gcm = HL_TRY(state_->aes.seal(chunk_key, nonce, aad, payload, ct));
     std::memcpy(ct.data() + ct.size(), gcm.data(), gcm.size());
     return codec;
 }
@@ -168,11 +174,11 @@ Status RecordCodec::open(const FamilyKeys& keys, const crypto::Key& chunk_key, c
     auto aad = record_aad(id, index, entry.codec, entry.tag);
     Bytes& plain = state_->plain;
     if (entry.codec == Codec::raw) {
-        HL_TRY_CTX(crypto::aes_gcm_open(chunk_key, nonce, aad, ct, gcm, MutableByteView(plain)),
+        HL_TRY_CTX(state_->aes.open(chunk_key, nonce, aad, ct, gcm, MutableByteView(plain)),
                    fmt::format("block {}", index));
     } else {
         MutableByteView compressed(state_->scratch.data(), ct.size());
-        HL_TRY_CTX(crypto::aes_gcm_open(chunk_key, nonce, aad, ct, gcm, compressed),
+        HL_TRY_CTX(state_->aes.open(chunk_key, nonce, aad, ct, gcm, compressed),
                    fmt::format("block {}", index));
         std::size_t n = ZSTD_decompressDCtx(state_->dctx, plain.data(), plain.size(),
                                             compressed.data(), compressed.size());
@@ -247,9 +253,9 @@ Status open_chunk(const FamilyKeys& keys, RecordCodec& codec, const ChunkHeader&
     if (out.size() != header.blocks.size() * block_size)
         return fail(Errc::invalid_argument, "open_chunk: output has the wrong size");
     if (object.size() != header.object_size())
-        return fail(Errc::corrupt, fmt::format("chunk {}: object is {} bytes, header says {}",
-                                               to_hex(header.id), object.size(),
-                                               header.object_size()));
+        return fail(Errc::corrupt,
+                    fmt::format("chunk {}: object is {} bytes, header says {}", to_hex(header.id),
+                                object.size(), header.object_size()));
     crypto::Key key = keys.chunk_key(header.id);
     for (std::uint32_t i = 0; i < header.blocks.size(); ++i) {
         const auto& e = header.blocks[i];
@@ -294,6 +300,13 @@ Result<ChunkHeader> read_chunk_header_file(const fs::path& path, const FamilyKey
 
 Status read_block_from_object(const fs::path& path, const ChunkHeader& header, std::uint32_t block,
                               const FamilyKeys& keys, RecordCodec& codec, MutableByteView out) {
+    auto fd = HL_TRY(open_read(path));
+    return read_block_from_fd(fd.get(), path, header, block, keys, codec, out);
+}
+
+Status read_block_from_fd(int fd, const fs::path& path, const ChunkHeader& header,
+                          std::uint32_t block, const FamilyKeys& keys, RecordCodec& codec,
+                          MutableByteView out) {
     if (block >= header.blocks.size())
         return fail(Errc::invalid_argument, "block number out of range");
     const BlockEntry& entry = header.blocks[block];
@@ -301,11 +314,11 @@ Status read_block_from_object(const fs::path& path, const ChunkHeader& header, s
         std::memset(out.data(), 0, out.size());
         return {};
     }
-    auto fd = HL_TRY(open_read(path));
-    Bytes record(entry.record_size);
-    HL_TRY(pread_exact(fd.get(), record, header.record_offsets[block], path));
+    std::array<std::uint8_t, max_record_size> record;
+    MutableByteView rec(record.data(), entry.record_size);
+    HL_TRY(pread_exact(fd, rec, header.record_offsets[block], path));
     crypto::Key key = keys.chunk_key(header.id);
-    auto ok = codec.open(keys, key, header.id, block, entry, record, out);
+    auto ok = codec.open(keys, key, header.id, block, entry, rec, out);
     crypto::secure_wipe(key);
     if (!ok)
         return std::unexpected(ok.error().context(path.string()));

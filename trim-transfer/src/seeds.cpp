@@ -71,10 +71,21 @@ void ChunkSeed::add_to(SeedIndex& index, std::uint32_t seed_number) const {
     }
 }
 
-Status ChunkSeed::read_block(const FamilyKeys& keys, RecordCodec& codec, std::uint32_t object,
-                             std::uint32_t block, MutableByteView out) const {
+Result<int> OpenFiles::get(const fs::path& path) {
+    for (auto& e : entries_)
+        if (e.fd && e.path == path)
+            return e.fd.get();
+    Entry& slot = entries_[next_++ % entries_.size()];
+    slot.fd = HL_TRY(open_read(path));
+    slot.path = path;
+    return slot.fd.get();
+}
+
+Status ChunkSeed::read_block(const FamilyKeys& keys, RecordCodec& codec, OpenFiles& files,
+                             std::uint32_t object, std::uint32_t block, MutableByteView out) const {
     const Chunk& chunk = chunks_.at(object);
-    return read_block_from_object(chunk.path, chunk.header, block, keys, codec, out);
+    int fd = HL_TRY(files.get(chunk.path));
+    return read_block_from_fd(fd, chunk.path, chunk.header, block, keys, codec, out);
 }
 
 namespace {
@@ -126,7 +137,8 @@ FileTags load_index(const fs::path& path, const FamilyId& family) {
 }
 
 Status save_index(const fs::path& path, const FamilyId& family,
-                  const std::vector<HostFolderSeed::File>& files, const std::vector<BlockTag>& tags) {
+                  const std::vector<HostFolderSeed::File>& files,
+                  const std::vector<BlockTag>& tags) {
     Writer w;
     w.raw(index_magic);
     w.raw(family);
@@ -171,8 +183,9 @@ Result<HostFolderSeed> HostFolderSeed::index(const fs::path& folder, const fs::p
     std::error_code ec;
     fs::path root = fs::canonical(folder, ec);
     if (ec || !fs::is_directory(root, ec))
-        return fail(Errc::not_found, "seed folder " + folder.string() + " does not exist or is "
-                                                                         "not a folder");
+        return fail(Errc::not_found, "seed folder " + folder.string() +
+                                         " does not exist or is "
+                                         "not a folder");
     HL_TRY(make_dirs(cache_dir));
     std::string key = to_hex(crypto::sha256(as_bytes(root.string()))).substr(0, 32);
     fs::path index_file = cache_dir / (key + ".idx");
@@ -260,22 +273,23 @@ void HostFolderSeed::add_to(SeedIndex& index, std::uint32_t seed_number) const {
     for (std::uint32_t f = 0; f < files_.size(); ++f) {
         std::uint64_t ntags = (files_[f].size + block_size - 1) / block_size;
         for (std::uint64_t b = 0; b < ntags; ++b)
-            index.add(tags_[files_[f].first_tag + b], {seed_number, f, static_cast<std::uint32_t>(b)});
+            index.add(tags_[files_[f].first_tag + b],
+                      {seed_number, f, static_cast<std::uint32_t>(b)});
     }
 }
 
-Status HostFolderSeed::read_block(const FamilyKeys& keys, std::uint32_t object,
+Status HostFolderSeed::read_block(const FamilyKeys& keys, OpenFiles& files, std::uint32_t object,
                                   std::uint32_t block, const BlockTag& expected,
                                   MutableByteView out) const {
     const File& f = files_.at(object);
     fs::path path = folder_ / f.path;
-    auto fd = HL_TRY(open_read(path));
+    int fd = HL_TRY(files.get(path));
     std::uint64_t offset = std::uint64_t{block} * block_size;
-    std::uint64_t size = HL_TRY(file_size(fd.get(), path));
-    if (offset >= size)
+    if (offset >= f.size)
         return fail(Errc::corrupt, path.string() + " shrank since it was indexed");
-    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(block_size, size - offset));
-    HL_TRY(pread_exact(fd.get(), out.first(n), offset, path));
+    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(block_size, f.size - offset));
+    // A file that shrank reads short here and is refused; one that changed fails the tag.
+    HL_TRY(pread_exact(fd, out.first(n), offset, path));
     std::memset(out.data() + n, 0, block_size - n);
     if (keys.block_tag(out) != expected)
         return fail(Errc::corrupt, path.string() + " changed since it was indexed");

@@ -12,15 +12,22 @@ namespace heirloom::trim::detail {
 
 namespace {
 
-Status read_seed_block(ApplyContext& ctx, RecordCodec& codec, const BlockLocation& where,
+// One worker's reusable state.
+struct Worker {
+    RecordCodec codec;
+    OpenFiles files;
+};
+
+Status read_seed_block(ApplyContext& ctx, Worker& w, const BlockLocation& where,
                        const BlockTag& tag, MutableByteView out) {
     const FamilyKeys& keys = ctx.keys.family;
     if (where.seed == 0)
-        return ctx.seeds.store.read_block(keys, codec, where.object, where.block, out);
+        return ctx.seeds.store.read_block(keys, w.codec, w.files, where.object, where.block, out);
     const ExtraSeed& seed = ctx.seeds.extra.at(where.seed - 1);
     if (const auto* chunks = std::get_if<ChunkSeed>(&seed))
-        return chunks->read_block(keys, codec, where.object, where.block, out);
-    return std::get<HostFolderSeed>(seed).read_block(keys, where.object, where.block, tag, out);
+        return chunks->read_block(keys, w.codec, w.files, where.object, where.block, out);
+    return std::get<HostFolderSeed>(seed).read_block(keys, w.files, where.object, where.block, tag,
+                                                     out);
 }
 
 // Waits until the chunk with this ordinal is staged and returns our header of it.
@@ -32,13 +39,16 @@ Result<const ChunkHeader*> wait_for_chunk(ApplyContext& ctx, std::uint32_t ordin
     return ctx.stored[ordinal].get();
 }
 
-Status apply_chunk(ApplyContext& ctx, RecordCodec& codec, std::uint32_t ordinal) {
+Status apply_chunk(ApplyContext& ctx, Worker& w, std::uint32_t ordinal) {
+    RecordCodec& codec = w.codec;
     const PartialChunk& pc = ctx.chunks[ordinal];
     const ChunkId& id = pc.entry.id;
     const FamilyKeys& keys = ctx.keys.family;
     const std::size_t n = pc.remote.blocks.size();
     Bytes plain(n * block_size);
-    auto block_of = [&](std::size_t i) { return MutableByteView(plain.data() + i * block_size, block_size); };
+    auto block_of = [&](std::size_t i) {
+        return MutableByteView(plain.data() + i * block_size, block_size);
+    };
     std::vector<Bytes> records(n);
     std::vector<BlockEntry> entries(n);
     std::vector<bool> reseal(n, false);
@@ -47,7 +57,7 @@ Status apply_chunk(ApplyContext& ctx, RecordCodec& codec, std::uint32_t ordinal)
     for (std::uint32_t i = 0; i < n; ++i) {
         const BlockPlan& p = pc.plan[i];
         if (p.source == BlockSource::seed) {
-            if (read_seed_block(ctx, codec, p.where, pc.remote.blocks[i].tag, block_of(i))) {
+            if (read_seed_block(ctx, w, p.where, pc.remote.blocks[i].tag, block_of(i))) {
                 reseal[i] = true;
                 ctx.counters.from_seed[p.where.seed] += block_size;
                 continue;
@@ -117,19 +127,20 @@ Status apply_chunk(ApplyContext& ctx, RecordCodec& codec, std::uint32_t ordinal)
     HL_TRY(ctx.store.stage_chunk(id, object));
     {
         std::lock_guard lock(ctx.mutex);
-        ctx.stored[ordinal] = std::make_unique<ChunkHeader>(header_from_entries(id, std::move(entries)));
+        ctx.stored[ordinal] =
+            std::make_unique<ChunkHeader>(header_from_entries(id, std::move(entries)));
     }
     ctx.cv.notify_all();
     return {};
 }
 
 void worker(ApplyContext& ctx, std::atomic<std::uint32_t>& next) {
-    RecordCodec codec;
+    Worker w;
     while (!ctx.failed) {
         std::uint32_t ordinal = next++;
         if (ordinal >= ctx.chunks.size())
             return;
-        auto ok = apply_chunk(ctx, codec, ordinal);
+        auto ok = apply_chunk(ctx, w, ordinal);
         if (!ok) {
             {
                 std::lock_guard lock(ctx.mutex);

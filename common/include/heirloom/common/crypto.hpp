@@ -49,7 +49,24 @@ class KeyedHash {
 
 Digest hmac_sha256(ByteView key, ByteView data);
 
-// AES-256-GCM. seal writes ciphertext (same length as plaintext) and returns the tag.
+// AES-256-GCM with a reusable context: one per thread, for many records. Not thread-safe.
+class AesGcm {
+  public:
+    AesGcm();
+    ~AesGcm();
+    AesGcm(const AesGcm&) = delete;
+    AesGcm& operator=(const AesGcm&) = delete;
+    Result<GcmTag> seal(const Key& key, const Nonce& nonce, ByteView aad, ByteView plaintext,
+                        MutableByteView ciphertext);
+    Status open(const Key& key, const Nonce& nonce, ByteView aad, ByteView ciphertext,
+                const GcmTag& tag, MutableByteView plaintext);
+
+  private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
+
+// AES-256-GCM, one-shot. seal writes ciphertext (same length as plaintext) and returns the tag.
 Result<GcmTag> aes_gcm_seal(const Key& key, const Nonce& nonce, ByteView aad, ByteView plaintext,
                             MutableByteView ciphertext);
 // open fails with Errc::crypto when the tag does not authenticate ciphertext and aad.

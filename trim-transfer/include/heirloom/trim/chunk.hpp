@@ -77,8 +77,7 @@ class RecordCodec {
     // Authenticates and decrypts a record into a 4 KiB block, then checks the block's tag.
     // Nothing is written to out unless everything verifies.
     Status open(const FamilyKeys& keys, const crypto::Key& chunk_key, const ChunkId& id,
-                std::uint32_t index, const BlockEntry& entry, ByteView record,
-                MutableByteView out);
+                std::uint32_t index, const BlockEntry& entry, ByteView record, MutableByteView out);
 
   private:
     struct State;
@@ -119,5 +118,9 @@ Result<ChunkHeader> read_chunk_header_file(const fs::path& path, const FamilyKey
 // Reads, authenticates and decrypts one block of a chunk object file.
 Status read_block_from_object(const fs::path& path, const ChunkHeader& header, std::uint32_t block,
                               const FamilyKeys& keys, RecordCodec& codec, MutableByteView out);
+// The same, from an already open object file.
+Status read_block_from_fd(int fd, const fs::path& path, const ChunkHeader& header,
+                          std::uint32_t block, const FamilyKeys& keys, RecordCodec& codec,
+                          MutableByteView out);
 
 } // namespace heirloom::trim

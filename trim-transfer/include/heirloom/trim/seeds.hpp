@@ -16,12 +16,28 @@
 #include "heirloom/trim/chunk.hpp"
 #include "heirloom/trim/progress.hpp"
 
+#include <array>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 namespace heirloom::trim {
+
+// A few open files kept by one worker, so reading consecutive blocks of a seed file or chunk
+// object does not open it again for each block. Not thread-safe: one per worker.
+class OpenFiles {
+  public:
+    Result<int> get(const fs::path& path);
+
+  private:
+    struct Entry {
+        fs::path path;
+        Fd fd;
+    };
+    std::array<Entry, 8> entries_;
+    std::size_t next_ = 0;
+};
 
 // Where a block can be read: seed number, object (chunk or file) number in that seed, and
 // block number within the object.
@@ -59,8 +75,8 @@ class ChunkSeed {
 
     void add_to(SeedIndex& index, std::uint32_t seed_number) const;
     // Reads, authenticates and decrypts one block.
-    Status read_block(const FamilyKeys& keys, RecordCodec& codec, std::uint32_t object,
-                      std::uint32_t block, MutableByteView out) const;
+    Status read_block(const FamilyKeys& keys, RecordCodec& codec, OpenFiles& files,
+                      std::uint32_t object, std::uint32_t block, MutableByteView out) const;
     std::size_t skipped() const { return skipped_; }
     std::size_t objects() const { return chunks_.size(); }
     // The object number holding chunk id, if this seed has it.
@@ -88,8 +104,8 @@ class HostFolderSeed {
 
     void add_to(SeedIndex& index, std::uint32_t seed_number) const;
     // Reads one block (zero-padded at end of file) and checks it against the expected tag.
-    Status read_block(const FamilyKeys& keys, std::uint32_t object, std::uint32_t block,
-                      const BlockTag& expected, MutableByteView out) const;
+    Status read_block(const FamilyKeys& keys, OpenFiles& files, std::uint32_t object,
+                      std::uint32_t block, const BlockTag& expected, MutableByteView out) const;
 
     const fs::path& folder() const { return folder_; }
     std::uint64_t files() const { return files_.size(); }
