@@ -285,8 +285,8 @@ class ClientPool {
         client->set_follow_location(false);
         // Object paths are already safe; the prefix was checked when the URL was parsed.
         client->set_url_encode(false);
-        // Compressed answers are refused (see exchange), so nothing needs decompressing, and a
-        // decompressor would let a small body expand without bound.
+        // Ranges are offsets into the stored bytes, so compressed answers are refused (see
+        // exchange) rather than decompressed.
         client->set_compress(false);
         client->set_decompress(false);
         return client;
