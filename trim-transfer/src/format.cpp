@@ -10,7 +10,9 @@ std::string chunk_path(const ChunkId& id) {
 bool valid_image_name(std::string_view name) {
     if (name.empty() || name.size() > 64)
         return false;
-    auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+    auto alnum = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    };
     if (!alnum(name[0]))
         return false;
     for (char c : name)

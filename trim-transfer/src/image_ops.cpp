@@ -63,7 +63,8 @@ Result<ExportResult> export_image(const fs::path& store_dir, std::string_view im
         if (!ok) {
             std::error_code ec;
             fs::remove(tmp, ec);
-            return std::unexpected(ok.error().context(fmt::format("export '{}' v{}", image, m.version)));
+            return std::unexpected(
+                ok.error().context(fmt::format("export '{}' v{}", image, m.version)));
         }
         std::uint64_t offset = std::uint64_t{entry.index} * chunk_bytes;
         std::uint64_t length = std::min<std::uint64_t>(plain.size(), m.virtual_size - offset);
@@ -102,10 +103,9 @@ Result<VerifyResult> verify_image(const fs::path& store_dir, std::string_view im
             auto ok = open_stored_chunk(store, m.chunks[i], keys, codec, plain);
             if (!ok) {
                 std::lock_guard lock(mutex);
-                result.problems.push_back(fmt::format("chunk {} (disk offset {}): {}",
-                                                      to_hex(m.chunks[i].id),
-                                                      std::uint64_t{m.chunks[i].index} * chunk_bytes,
-                                                      ok.error().message));
+                result.problems.push_back(fmt::format(
+                    "chunk {} (disk offset {}): {}", to_hex(m.chunks[i].id),
+                    std::uint64_t{m.chunks[i].index} * chunk_bytes, ok.error().message));
             } else {
                 data += plain.size();
             }
@@ -133,10 +133,11 @@ Result<MediaResult> create_media(const fs::path& repo, std::string_view image,
     if (!version) {
         version = HL_TRY(repository_latest(repo, image));
         if (!version)
-            return fail(Errc::not_found, fmt::format("image '{}' is not in repository {}", image,
-                                                     repo.string()));
+            return fail(Errc::not_found,
+                        fmt::format("image '{}' is not in repository {}", image, repo.string()));
     }
-    Bytes manifest_bytes = HL_TRY(read_file(repo / manifest_path(image, *version), max_manifest_size));
+    Bytes manifest_bytes =
+        HL_TRY(read_file(repo / manifest_path(image, *version), max_manifest_size));
     // The media tool holds no keys: structure is checked here, signatures by every endpoint.
     Manifest m = HL_TRY_CTX(parse_manifest_unverified(manifest_bytes), "manifest");
     HL_TRY(make_dirs(out / "images" / image));

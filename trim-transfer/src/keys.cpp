@@ -34,17 +34,20 @@ BlockTag FamilyKeys::block_tag(ByteView block) const {
 ChunkId FamilyKeys::chunk_id(std::span<const BlockTag> tags) const {
     std::uint8_t count[2] = {static_cast<std::uint8_t>(tags.size()),
                              static_cast<std::uint8_t>(tags.size() >> 8)};
-    return id_hash_({as_bytes("chunk"), count,
+    return id_hash_({as_bytes("chunk"),
+                     count,
                      {reinterpret_cast<const std::uint8_t*>(tags.data()), tags.size_bytes()}});
 }
 
-crypto::Key FamilyKeys::chunk_key(const ChunkId& id) const { return enc_hash_(id); }
+crypto::Key FamilyKeys::chunk_key(const ChunkId& id) const {
+    return enc_hash_(id);
+}
 
 crypto::Nonce FamilyKeys::record_nonce(const ChunkId& id, std::uint32_t index, std::uint8_t codec,
                                        ByteView payload_digest) const {
-    std::uint8_t fields[5] = {static_cast<std::uint8_t>(index), static_cast<std::uint8_t>(index >> 8),
-                              static_cast<std::uint8_t>(index >> 16),
-                              static_cast<std::uint8_t>(index >> 24), codec};
+    std::uint8_t fields[5] = {
+        static_cast<std::uint8_t>(index), static_cast<std::uint8_t>(index >> 8),
+        static_cast<std::uint8_t>(index >> 16), static_cast<std::uint8_t>(index >> 24), codec};
     crypto::Digest d = nonce_hash_({id, fields, payload_digest});
     crypto::Nonce nonce;
     std::copy_n(d.begin(), nonce.size(), nonce.begin());
@@ -61,16 +64,16 @@ Status write_key(const fs::path& path, ByteView key, FileMode mode) {
     return write_file_atomic(path, as_bytes(hex), Durability::fsync, mode);
 }
 
-template <std::size_t N> Result<std::array<std::uint8_t, N>> read_key(const fs::path& path,
-                                                                      bool secret) {
+template <std::size_t N>
+Result<std::array<std::uint8_t, N>> read_key(const fs::path& path, bool secret) {
     if (secret) {
         struct stat st {};
         if (::stat(path.c_str(), &st) != 0)
             return fail_errno("read key", path.string());
         if (st.st_mode & 077)
-            return fail(Errc::invalid_argument,
-                        path.string() + " is readable by other users; run: chmod 600 " +
-                            path.string());
+            return fail(Errc::invalid_argument, path.string() +
+                                                    " is readable by other users; run: chmod 600 " +
+                                                    path.string());
     }
     std::string text = HL_TRY(read_text_file(path, 4096));
     while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
@@ -82,8 +85,8 @@ template <std::size_t N> Result<std::array<std::uint8_t, N>> read_key(const fs::
 Status generate_keys(const fs::path& dir) {
     for (const char* name : {family_file, secret_file, public_file})
         if (fs::exists(dir / name))
-            return fail(Errc::conflict, (dir / name).string() +
-                                            " already exists; refusing to overwrite keys");
+            return fail(Errc::conflict,
+                        (dir / name).string() + " already exists; refusing to overwrite keys");
     HL_TRY(make_dirs(dir));
     fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
     crypto::Key family{};
@@ -107,8 +110,8 @@ Result<KeySet> load_keys(const fs::path& dir, NeedSigningKey need) {
         // libsodium's secret key embeds the public key in its second half.
         if (!std::equal(keys.signing_public.begin(), keys.signing_public.end(),
                         keys.signing_secret->begin() + 32))
-            return fail(Errc::crypto, "signing.key and signing.pub in " + dir.string() +
-                                          " are not a pair");
+            return fail(Errc::crypto,
+                        "signing.key and signing.pub in " + dir.string() + " are not a pair");
     }
     return keys;
 }

@@ -37,7 +37,8 @@ std::uint32_t Manifest::chunk_count() const {
 std::uint32_t Manifest::blocks_in_chunk(std::uint32_t index) const {
     std::uint64_t start = std::uint64_t{index} * chunk_bytes;
     std::uint64_t left = virtual_size > start ? virtual_size - start : 0;
-    std::uint64_t blocks = (std::min<std::uint64_t>(left, chunk_bytes) + block_size - 1) / block_size;
+    std::uint64_t blocks =
+        (std::min<std::uint64_t>(left, chunk_bytes) + block_size - 1) / block_size;
     return static_cast<std::uint32_t>(blocks);
 }
 
@@ -99,7 +100,8 @@ Result<Manifest> parse_manifest_unverified(ByteView bytes) {
     Manifest m;
     m.virtual_size = HL_TRY_CTX(r.u64("virtual size"), "manifest");
     if (m.virtual_size == 0 || m.virtual_size % 512 != 0 || m.virtual_size > max_virtual_size)
-        return fail(Errc::corrupt, fmt::format("manifest: virtual size {} is invalid", m.virtual_size));
+        return fail(Errc::corrupt,
+                    fmt::format("manifest: virtual size {} is invalid", m.virtual_size));
     m.version = HL_TRY_CTX(r.u64("version"), "manifest");
     if (m.version == 0)
         return fail(Errc::corrupt, "manifest: version 0 is invalid");

@@ -15,7 +15,9 @@
 
 namespace heirloom::trim {
 
-std::string latest_path(std::string_view image) { return fmt::format("images/{}/latest", image); }
+std::string latest_path(std::string_view image) {
+    return fmt::format("images/{}/latest", image);
+}
 
 std::string manifest_path(std::string_view image, std::uint64_t version) {
     return fmt::format("images/{}/v{}.manifest", image, version);
@@ -37,7 +39,8 @@ Result<std::uint64_t> parse_version_pointer(std::string_view text) {
     return v;
 }
 
-Result<std::optional<std::uint64_t>> repository_latest(const fs::path& repo, std::string_view image) {
+Result<std::optional<std::uint64_t>> repository_latest(const fs::path& repo,
+                                                       std::string_view image) {
     fs::path p = repo / latest_path(image);
     if (!fs::exists(p))
         return std::optional<std::uint64_t>{};
@@ -125,7 +128,8 @@ Status pack_one(PackState& s, RecordCodec& codec, std::uint32_t index, Bytes& bu
     std::uint32_t size = 0;
     std::uint64_t written = 0;
     if (!object_intact(path, s.keys.family, id, &size)) {
-        auto sealed = HL_TRY(seal_chunk(s.keys.family, codec, tags, buffer, RecordCodec::Compress::yes));
+        auto sealed =
+            HL_TRY(seal_chunk(s.keys.family, codec, tags, buffer, RecordCodec::Compress::yes));
         HL_TRY(write_object(path, sealed.object));
         size = static_cast<std::uint32_t>(sealed.object.size());
         written = size;
@@ -204,7 +208,8 @@ Result<PackResult> pack_image(const fs::path& vhd_path, const fs::path& repo, co
         return fail(Errc::unsupported, "virtual size is not a multiple of 512 bytes");
 
     PackState state(image, repo, keys, options, m.chunk_count());
-    unsigned threads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+    unsigned threads =
+        options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
     std::vector<std::jthread> workers;
     for (unsigned i = 0; i < threads; ++i)
         workers.emplace_back([&state] { pack_worker(state); });

@@ -140,8 +140,8 @@ Result<Store::PruneResult> Store::prune(std::string_view image, unsigned keep,
             Bytes bytes = HL_TRY(read_file(entry.path(), max_manifest_size));
             auto m = parse_manifest(bytes, key);
             if (!m)
-                return fail(Errc::corrupt, "prune stopped, nothing removed: " + entry.path().string() +
-                                               ": " + m.error().message);
+                return fail(Errc::corrupt, "prune stopped, nothing removed: " +
+                                               entry.path().string() + ": " + m.error().message);
             for (const auto& c : m->chunks)
                 live.insert(c.id);
         }
