@@ -41,8 +41,8 @@ struct MemFile {
         check(::ftruncate(fd, 0) == 0, "ftruncate");
         std::size_t done = 0;
         while (done < data.size()) {
-            ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done,
-                                 static_cast<off_t>(done));
+            ssize_t n =
+                ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(done));
             check(n > 0, "pwrite");
             done += static_cast<std::size_t>(n);
         }
@@ -94,7 +94,8 @@ void open_and_read(ByteView file) {
     check(size <= vhd::max_virtual_size && size % 512 == 0, "virtual size");
     static Bytes buf(256 << 10);
     // The start, the end, and a few places in between; virtual disks may be 2 TiB.
-    const std::uint64_t spots[] = {0, size / 3, size / 2, size > buf.size() ? size - buf.size() : 0};
+    const std::uint64_t spots[] = {0, size / 3, size / 2,
+                                   size > buf.size() ? size - buf.size() : 0};
     for (std::uint64_t at : spots) {
         std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size - at));
         MutableByteView out(buf.data(), n);

@@ -177,6 +177,15 @@ TEST_CASE("VHD geometry follows the specification's CHS algorithm", "[vhd]") {
     CHECK(g.heads == 16);
     CHECK(g.sectors_per_track == 255);
     CHECK(vhd::geometry_for(0).cylinders == 0);
+    // Exactly 4096 cylinder-heads at 17 sectors per track no longer fit 4 heads of 1024
+    // cylinders, so the algorithm moves on to 31 sectors and 16 heads.
+    g = vhd::geometry_for(4096ull * 17 * 512);
+    CHECK(g.sectors_per_track == 31);
+    CHECK(g.heads == 16);
+    CHECK(g.cylinders == 4096 * 17 / 31 / 16);
+    g = vhd::geometry_for(4095ull * 17 * 512);
+    CHECK(g.sectors_per_track == 17);
+    CHECK(g.heads == 4);
 
     if (!test::have_program("qemu-img"))
         return;
@@ -903,4 +912,22 @@ TEST_CASE("VHD of zero size from qemu-img opens and reads nothing", "[vhd]") {
     CHECK(!image->may_hold_data(0, 1 << 20));
     Bytes one(512);
     CHECK(!image->read(0, one));
+}
+
+TEST_CASE("qemu sees the full size of a written VHD whose size CHS cannot express", "[vhd]") {
+    if (!heirloom::test::have_program("qemu-img")) {
+        WARN("qemu-img is not installed");
+        return;
+    }
+    heirloom::test::TempDir dir;
+    const std::uint64_t size = (100ull << 20) + 4096; // not a whole number of cylinders
+    auto writer = heirloom::trim::vhd::DynamicWriter::create(dir / "odd.vhd", size);
+    REQUIRE(writer);
+    heirloom::Bytes tail = heirloom::test::pseudo_random(4096, 1);
+    REQUIRE(writer->write(size - 4096, tail));
+    REQUIRE(writer->finish());
+    auto info =
+        heirloom::test::run({"qemu-img", "info", "--output=json", (dir / "odd.vhd").string()});
+    REQUIRE(info.exit_code == 0);
+    CHECK(info.out.find("\"virtual-size\": " + std::to_string(size)) != std::string::npos);
 }

@@ -519,6 +519,13 @@ Result<DynamicWriter> DynamicWriter::create(const fs::path& path, std::uint64_t 
     w.footer_.current_size = virtual_size;
     w.footer_.geometry = geometry_for(virtual_size);
     w.footer_.disk_type = DiskType::dynamic;
+    // qemu sizes a VHD from its CHS geometry unless the creator is one it knows to record the
+    // exact size ("win ", "qem2", ...). When the geometry cannot express the size exactly, use
+    // qemu's own marker for "current size is exact", so qemu sees every byte; Hyper-V and
+    // VirtualBox read the current size either way.
+    const Geometry& g = w.footer_.geometry;
+    if (std::uint64_t{g.cylinders} * g.heads * g.sectors_per_track * sector_size != virtual_size)
+        w.footer_.creator_application = {'q', 'e', 'm', '2'};
     // A random unique id; the low-quality fallback only matters if getrandom is unavailable.
     if (::getrandom(w.footer_.unique_id.data(), w.footer_.unique_id.size(), 0) !=
         static_cast<ssize_t>(w.footer_.unique_id.size()))
@@ -593,7 +600,7 @@ Status DynamicWriter::write(std::uint64_t offset, ByteView data) {
         done += n;
         std::uint64_t start = 0;
         if (bat_[block] == unallocated) {
-            if (false)
+            if (all_zero(piece))
                 continue;
             start = HL_TRY(allocate(block));
         } else {
