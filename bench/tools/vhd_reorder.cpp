@@ -16,12 +16,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fcntl.h>
 #include <numeric>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <fcntl.h>
 
 namespace {
 
