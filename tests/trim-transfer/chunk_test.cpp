@@ -92,17 +92,20 @@ TEST_CASE_METHOD(Fixture, "a record moved to another position or chunk is refuse
     auto header = parse_chunk_header(sealed.object, keys, &sealed.id);
     REQUIRE(header);
     crypto::Key key = keys.chunk_key(sealed.id);
-    ByteView record0(sealed.object.data() + header->record_offsets[0], header->blocks[0].record_size);
+    ByteView record0(sealed.object.data() + header->record_offsets[0],
+                     header->blocks[0].record_size);
     Bytes out(block_size);
     // Same content, same chunk, but position 1: the associated data differs.
     CHECK_FALSE(codec.open(keys, key, sealed.id, 1, header->blocks[0], record0, out));
     // Another chunk's key and ID.
     SealedChunk other = seal(blocks(2, 7));
-    CHECK_FALSE(codec.open(keys, keys.chunk_key(other.id), other.id, 0, header->blocks[0], record0, out));
+    CHECK_FALSE(
+        codec.open(keys, keys.chunk_key(other.id), other.id, 0, header->blocks[0], record0, out));
     CHECK(codec.open(keys, key, sealed.id, 0, header->blocks[0], record0, out));
 }
 
-TEST_CASE_METHOD(Fixture, "headers with impossible fields are refused with a clear error", "[chunk]") {
+TEST_CASE_METHOD(Fixture, "headers with impossible fields are refused with a clear error",
+                 "[chunk]") {
     SealedChunk sealed = seal(blocks(2, 8));
     auto expect_error = [&](std::size_t pos, std::uint8_t value, std::string_view words) {
         Bytes bad = sealed.object;

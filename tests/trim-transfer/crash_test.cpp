@@ -55,17 +55,24 @@ TEST_CASE("a sync killed at any point leaves the old or the new version", "[sync
     auto disk = test::make_disk(96ull << 20, 400, 21);
     Bytes v1 = disk.content;
     test::write_vhd(dir / "v1.vhd", disk.content, 1);
-    REQUIRE(pack_image(dir / "v1.vhd", dir / "repo", keys, PackOptions{"payroll", {}, 0, 2, nullptr}));
+    REQUIRE(
+        pack_image(dir / "v1.vhd", dir / "repo", keys, PackOptions{"payroll", {}, 0, 2, nullptr}));
     test::rewrite_files(disk, 120, 3);
     Bytes v2 = disk.content;
     test::write_vhd(dir / "v2.vhd", disk.content, 2);
 
     const std::string bin = (test::bin_dir() / "heirloom-image").string();
-    std::vector<std::string> sync = {bin, "sync", "--from", (dir / "repo").string(), "--name",
-                                     "payroll", "--store", (dir / "store").string(), "--keys",
-                                     (dir / "keys").string(), "--quiet", "--workers", "2", "--checkpoint-mb", "1"};
+    std::vector<std::string> sync = {bin,       "sync",
+                                     "--from",  (dir / "repo").string(),
+                                     "--name",  "payroll",
+                                     "--store", (dir / "store").string(),
+                                     "--keys",  (dir / "keys").string(),
+                                     "--quiet", "--workers",
+                                     "2",       "--checkpoint-mb",
+                                     "1"};
     REQUIRE(test::run(sync).exit_code == 0);
-    REQUIRE(pack_image(dir / "v2.vhd", dir / "repo", keys, PackOptions{"payroll", {}, 0, 2, nullptr}));
+    REQUIRE(
+        pack_image(dir / "v2.vhd", dir / "repo", keys, PackOptions{"payroll", {}, 0, 2, nullptr}));
 
     // Time one full update in a scratch copy, then kill real updates across that span.
     fs::copy(dir / "store", dir / "timing", fs::copy_options::recursive);
@@ -73,7 +80,8 @@ TEST_CASE("a sync killed at any point leaves the old or the new version", "[sync
     timing[7] = (dir / "timing").string();
     auto t0 = std::chrono::steady_clock::now();
     REQUIRE(test::run(timing).exit_code == 0);
-    auto span = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+    auto span = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - t0);
     fs::remove_all(dir / "timing");
 
     auto count_chunks = [&] {

@@ -91,7 +91,8 @@ TEST_CASE("manifest expectations: name, family, replay and expiry", "[manifest]"
     CHECK(check_manifest(m, ok));
     auto e = ok;
     e.image = "billing";
-    CHECK(check_manifest(m, e).error().message.find("'payroll' when 'billing'") != std::string::npos);
+    CHECK(check_manifest(m, e).error().message.find("'payroll' when 'billing'") !=
+          std::string::npos);
     e = ok;
     e.family = FamilyId{8};
     CHECK_FALSE(check_manifest(m, e));

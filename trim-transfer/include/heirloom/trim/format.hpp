@@ -29,7 +29,9 @@ using FamilyId = std::array<std::uint8_t, 16>;
 // The tag given to all-zero blocks, which are never stored or sent.
 inline constexpr BlockTag zero_tag{};
 
-inline std::string chunk_hex(const ChunkId& id) { return to_hex(id); }
+inline std::string chunk_hex(const ChunkId& id) {
+    return to_hex(id);
+}
 // Object path of a chunk inside a repository or store: "chunks/ab/ab12…".
 std::string chunk_path(const ChunkId& id);
 

@@ -31,10 +31,10 @@ struct PackResult {
     std::string image;
     std::uint64_t version = 0;
     std::uint64_t virtual_size = 0;
-    std::uint64_t data_bytes = 0;       // non-zero virtual bytes
-    std::uint64_t chunks = 0;           // non-zero chunks in this version
-    std::uint64_t chunks_new = 0;       // chunks the repository did not have
-    std::uint64_t bytes_new = 0;        // bytes of new chunk objects written
+    std::uint64_t data_bytes = 0; // non-zero virtual bytes
+    std::uint64_t chunks = 0;     // non-zero chunks in this version
+    std::uint64_t chunks_new = 0; // chunks the repository did not have
+    std::uint64_t bytes_new = 0;  // bytes of new chunk objects written
     std::uint64_t manifest_bytes = 0;
     double seconds = 0;
 };
@@ -43,7 +43,8 @@ Result<PackResult> pack_image(const fs::path& vhd_path, const fs::path& repo, co
                               const PackOptions& options);
 
 // Reads the latest version number of an image in a repository folder (nullopt: none yet).
-Result<std::optional<std::uint64_t>> repository_latest(const fs::path& repo, std::string_view image);
+Result<std::optional<std::uint64_t>> repository_latest(const fs::path& repo,
+                                                       std::string_view image);
 
 // Parses the text of a "latest" or "current" pointer file.
 Result<std::uint64_t> parse_version_pointer(std::string_view text);

@@ -27,9 +27,9 @@ struct TransferStats {
 };
 
 struct SourceOptions {
-    std::string ca_file;          // HTTPS: trust these CAs instead of the system's
-    int timeout_seconds = 30;     // connect and read timeout per request
-    int max_connections = 8;      // HTTP connections kept open for parallel requests
+    std::string ca_file;      // HTTPS: trust these CAs instead of the system's
+    int timeout_seconds = 30; // connect and read timeout per request
+    int max_connections = 8;  // HTTP connections kept open for parallel requests
 };
 
 // A read-only object source. All member functions are thread-safe.

@@ -24,7 +24,7 @@ struct SyncOptions {
     fs::path store;
     std::vector<fs::path> seeds; // host folders or media folders, in priority order
     SourceOptions source;
-    unsigned workers = 8;     // chunks processed (and requests in flight) at once
+    unsigned workers = 8; // chunks processed (and requests in flight) at once
     unsigned keep_versions = 2;
     std::uint64_t checkpoint_bytes = 256ull << 20; // fetched data made durable this often
     std::int64_t now = 0; // unix seconds for expiry checks; 0 = the system clock
