@@ -24,6 +24,7 @@ struct Args {
     std::vector<std::string> seeds;
     std::uint64_t version = 0;
     std::int64_t expires_days = 0;
+    bool no_deltas = false;
     unsigned workers = 8;
     std::uint64_t checkpoint_mb = 256;
     std::string ca_file;
@@ -95,7 +96,9 @@ int cmd_pack(const Args& a) {
     if (!keys)
         return report_error("pack", keys.error());
     TerminalProgress progress;
-    PackOptions o{a.name, opt_version(a), a.expires_days * 86400, 0, a.quiet ? nullptr : &progress};
+    PackOptions o{
+        a.name,      opt_version(a), a.expires_days * 86400, 0, a.quiet ? nullptr : &progress,
+        !a.no_deltas};
     auto r = pack_image(a.file, a.repo, *keys, o);
     progress.finish();
     if (!r)
@@ -170,6 +173,9 @@ int cmd_sync(const Args& a, const Log& log) {
                format_bytes(r->bytes_fetched), r->requests, r->blocks_fetched);
     for (const auto& s : r->from_seeds)
         fmt::print("  from {:<10} {}\n", s.seed, format_bytes(s.bytes));
+    if (r->deltas_used || r->delta_fallbacks)
+        fmt::print("  {} chunks rebuilt from librsync deltas ({} deltas did not verify)\n",
+                   r->deltas_used, r->delta_fallbacks);
     return 0;
 }
 
@@ -276,6 +282,8 @@ int run(int argc, char** argv) {
     pack->add_option("--name", a.name, "Image name: a-z, 0-9, '.', '_', '-'")->required();
     pack->add_option("--keys", a.keys, "Keys folder made by keygen")->required();
     pack->add_option("--version", a.version, "Version number (default: latest + 1)");
+    pack->add_flag("--no-deltas", a.no_deltas,
+                   "Do not make librsync deltas against the previous version");
     pack->add_option("--expires-in-days", a.expires_days,
                      "Days until endpoints refuse this manifest (default: never)");
     common(pack);

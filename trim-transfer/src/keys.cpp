@@ -54,6 +54,19 @@ crypto::Nonce FamilyKeys::record_nonce(const ChunkId& id, std::uint32_t index, s
     return nonce;
 }
 
+crypto::Key FamilyKeys::delta_key(const ChunkId& from, const ChunkId& to) const {
+    return enc_hash_({as_bytes("delta"), from, to});
+}
+
+crypto::Nonce FamilyKeys::delta_nonce(const ChunkId& from, const ChunkId& to,
+                                      ByteView payload) const {
+    crypto::Digest digest = crypto::sha256(payload);
+    crypto::Digest d = nonce_hash_({as_bytes("delta"), from, to, digest});
+    crypto::Nonce nonce;
+    std::copy_n(d.begin(), nonce.size(), nonce.begin());
+    return nonce;
+}
+
 namespace {
 constexpr const char* family_file = "family.key";
 constexpr const char* secret_file = "signing.key";

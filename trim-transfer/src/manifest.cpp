@@ -62,6 +62,12 @@ Bytes encode_manifest(const Manifest& m, const crypto::SigningSecretKey& key) {
         w.raw(e.id);
         w.u32(e.object_size);
     }
+    w.u32(static_cast<std::uint32_t>(m.deltas.size()));
+    for (const auto& d : m.deltas) {
+        w.u32(d.index);
+        w.raw(d.from);
+        w.u32(d.object_size);
+    }
     crypto::Signature sig = crypto::sign(key, w.bytes());
     w.raw(sig);
     return w.take();
@@ -116,7 +122,7 @@ Result<Manifest> parse_manifest_unverified(ByteView bytes) {
     if (!valid_image_name(m.image))
         return fail(Errc::corrupt, "manifest: invalid image name");
     auto count = HL_TRY_CTX(r.u32("entry count"), "manifest");
-    if (count > m.chunk_count() || r.remaining() != std::uint64_t{count} * 40)
+    if (count > m.chunk_count() || r.remaining() < std::uint64_t{count} * 40 + 4)
         return fail(Errc::corrupt, fmt::format("manifest: {} entries do not fit the disk or the "
                                                "file ({} bytes left)",
                                                count, r.remaining()));
@@ -125,6 +131,30 @@ Result<Manifest> parse_manifest_unverified(ByteView bytes) {
     for (std::uint32_t i = 0; i < count; ++i) {
         m.chunks.push_back(HL_TRY_CTX(read_entry(r, m, previous), "manifest"));
         previous = m.chunks.back().index;
+    }
+    auto deltas = HL_TRY_CTX(r.u32("delta count"), "manifest");
+    if (deltas > count || r.remaining() != std::uint64_t{deltas} * 40)
+        return fail(Errc::corrupt, fmt::format("manifest: {} delta entries do not fit ({} bytes "
+                                               "left)",
+                                               deltas, r.remaining()));
+    // Each delta must name a chunk of this version, in increasing order.
+    std::size_t cursor = 0;
+    for (std::uint32_t i = 0; i < deltas; ++i) {
+        DeltaEntry d;
+        d.index = HL_TRY_CTX(r.u32("delta index"), "manifest");
+        d.from = HL_TRY_CTX(r.fixed<32>("delta source"), "manifest");
+        d.object_size = HL_TRY_CTX(r.u32("delta size"), "manifest");
+        while (cursor < m.chunks.size() && m.chunks[cursor].index < d.index)
+            ++cursor;
+        if (cursor == m.chunks.size() || m.chunks[cursor].index != d.index ||
+            (!m.deltas.empty() && m.deltas.back().index >= d.index))
+            return fail(Errc::corrupt,
+                        fmt::format("manifest: delta for chunk {} has no chunk or is out of order",
+                                    d.index));
+        if (d.object_size == 0 || d.object_size > 2 * chunk_bytes)
+            return fail(Errc::corrupt,
+                        fmt::format("manifest: delta size {} is impossible", d.object_size));
+        m.deltas.push_back(d);
     }
     return m;
 }

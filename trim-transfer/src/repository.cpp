@@ -1,6 +1,7 @@
 #include "heirloom/trim/repository.hpp"
 
 #include "heirloom/trim/chunk.hpp"
+#include "heirloom/trim/delta.hpp"
 #include "heirloom/trim/vhd.hpp"
 
 #include <atomic>
@@ -9,9 +10,12 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <mutex>
+#include <set>
 #include <sys/file.h>
 #include <thread>
 #include <unistd.h>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace heirloom::trim {
 
@@ -105,6 +109,7 @@ struct PackState {
     std::vector<ManifestEntry> entries;
     std::optional<Error> error;
     std::uint64_t data_bytes = 0, chunks_new = 0, bytes_new = 0;
+    std::set<ChunkId> fresh; // chunks this pack wrote
 };
 
 Status pack_one(PackState& s, RecordCodec& codec, std::uint32_t index, Bytes& buffer,
@@ -139,6 +144,8 @@ Status pack_one(PackState& s, RecordCodec& codec, std::uint32_t index, Bytes& bu
     s.data_bytes += data;
     s.chunks_new += written ? 1 : 0;
     s.bytes_new += written;
+    if (written)
+        s.fresh.insert(id);
     return {};
 }
 
@@ -163,6 +170,92 @@ void pack_worker(PackState& s) {
             s.options.progress->update("pack", std::uint64_t{done} * chunk_bytes,
                                        std::uint64_t{s.chunk_count} * chunk_bytes);
     }
+}
+
+struct DeltaPlan {
+    std::vector<DeltaEntry> entries;
+    std::uint64_t bytes = 0;
+    std::uint64_t saving = 0;
+};
+
+Result<Bytes> open_repo_chunk(const fs::path& repo, const FamilyKeys& keys, RecordCodec& codec,
+                              const ChunkId& id, ChunkHeader* header_out = nullptr) {
+    fs::path path = repo / chunk_path(id);
+    auto header = HL_TRY(read_chunk_header_file(path, keys, id));
+    Bytes object = HL_TRY(read_file(path, header.object_size()));
+    Bytes plain(header.blocks.size() * block_size);
+    HL_TRY(open_chunk(keys, codec, header, object, plain));
+    if (header_out)
+        *header_out = std::move(header);
+    return plain;
+}
+
+// For each chunk this pack wrote where the previous version had another chunk: a librsync
+// delta from that chunk, kept when it is at least 10% smaller than the records of the blocks
+// an endpoint holding the previous version would otherwise fetch.
+Result<DeltaPlan> make_deltas(const fs::path& repo, const FamilyKeys& keys,
+                              const Manifest& previous, const std::vector<ManifestEntry>& entries,
+                              const std::set<ChunkId>& fresh, unsigned threads) {
+    std::unordered_set<BlockTag, TagHash> old_tags;
+    std::unordered_map<std::uint32_t, ChunkId> old_at;
+    for (const auto& e : previous.chunks) {
+        auto header = HL_TRY(read_chunk_header_file(repo / chunk_path(e.id), keys, e.id));
+        for (const auto& b : header.blocks)
+            old_tags.insert(b.tag);
+        old_at.emplace(e.index, e.id);
+    }
+    std::vector<std::pair<ManifestEntry, ChunkId>> todo;
+    for (const auto& e : entries) {
+        auto it = old_at.find(e.index);
+        if (fresh.contains(e.id) && it != old_at.end() && it->second != e.id)
+            todo.emplace_back(e, it->second);
+    }
+    DeltaPlan plan;
+    std::mutex mutex;
+    std::optional<Error> error;
+    std::atomic<std::size_t> next{0};
+    auto work = [&] {
+        RecordCodec codec;
+        for (std::size_t i = next++; i < todo.size(); i = next++) {
+            const auto& [entry, from] = todo[i];
+            auto result = [&]() -> Status {
+                ChunkHeader header;
+                Bytes new_plain = HL_TRY(open_repo_chunk(repo, keys, codec, entry.id, &header));
+                std::uint64_t cost = 0;
+                for (const auto& b : header.blocks)
+                    cost += old_tags.contains(b.tag) ? 0 : b.record_size;
+                if (cost == 0)
+                    return {};
+                Bytes old_plain = HL_TRY(open_repo_chunk(repo, keys, codec, from));
+                Bytes delta = HL_TRY(make_delta(old_plain, new_plain));
+                Bytes sealed = HL_TRY(seal_delta(keys, from, entry.id, delta));
+                if (sealed.size() * 10 >= cost * 9)
+                    return {};
+                HL_TRY(write_object(repo / delta_path(from, entry.id), sealed));
+                std::lock_guard lock(mutex);
+                plan.entries.push_back(
+                    {entry.index, from, static_cast<std::uint32_t>(sealed.size())});
+                plan.bytes += sealed.size();
+                plan.saving += cost - sealed.size();
+                return {};
+            }();
+            if (!result) {
+                std::lock_guard lock(mutex);
+                error = result.error().context(fmt::format("delta for chunk {}", entry.index));
+                next = todo.size();
+            }
+        }
+    };
+    {
+        std::vector<std::jthread> workers;
+        for (unsigned i = 0; i < threads; ++i)
+            workers.emplace_back(work);
+    }
+    if (error)
+        return std::unexpected(*error);
+    std::sort(plan.entries.begin(), plan.entries.end(),
+              [](const auto& a, const auto& b) { return a.index < b.index; });
+    return plan;
 }
 
 Status sync_filesystem(const fs::path& dir) {
@@ -220,6 +313,16 @@ Result<PackResult> pack_image(const fs::path& vhd_path, const fs::path& repo, co
     std::sort(state.entries.begin(), state.entries.end(),
               [](const auto& a, const auto& b) { return a.index < b.index; });
     m.chunks = std::move(state.entries);
+    DeltaPlan deltas;
+    if (options.deltas && latest) {
+        Bytes bytes = HL_TRY(read_file(repo / manifest_path(m.image, *latest), max_manifest_size));
+        auto previous = HL_TRY_CTX(parse_manifest(bytes, keys.signing_public),
+                                   fmt::format("previous version v{}", *latest));
+        if (previous.family == m.family && previous.virtual_size == m.virtual_size)
+            deltas =
+                HL_TRY(make_deltas(repo, keys.family, previous, m.chunks, state.fresh, threads));
+    }
+    m.deltas = deltas.entries;
     Bytes encoded = encode_manifest(m, *keys.signing_secret);
     // Chunks first, durably; then the manifest; then the pointer that makes it visible.
     HL_TRY(sync_filesystem(repo));
@@ -236,6 +339,9 @@ Result<PackResult> pack_image(const fs::path& vhd_path, const fs::path& repo, co
     result.chunks_new = state.chunks_new;
     result.bytes_new = state.bytes_new;
     result.manifest_bytes = encoded.size();
+    result.deltas = deltas.entries.size();
+    result.delta_bytes = deltas.bytes;
+    result.delta_saving = deltas.saving;
     result.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return result;

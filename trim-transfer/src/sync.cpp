@@ -183,7 +183,7 @@ Result<WholeChunks> take_whole_chunks(const Manifest& m, const Seeds& seeds, Sto
         }
         if (!found) {
             seen.emplace(entry.id, std::make_pair(partial_base + out.partial.size(), 0));
-            out.partial.push_back({entry, {}, {}});
+            out.partial.push_back({entry, {}, {}, std::nullopt});
             continue;
         }
         seen.emplace(entry.id, *found);
@@ -191,6 +191,25 @@ Result<WholeChunks> take_whole_chunks(const Manifest& m, const Seeds& seeds, Sto
         out.data_bytes += found->second;
     }
     return out;
+}
+
+// Uses a delta where the store holds the chunk it starts from and it is smaller than the
+// records the plan would fetch for that chunk.
+void choose_deltas(std::vector<PartialChunk>& partial, const Manifest& m, const Seeds& seeds) {
+    std::unordered_map<std::uint32_t, const DeltaEntry*> by_index;
+    for (const auto& d : m.deltas)
+        by_index.emplace(d.index, &d);
+    for (PartialChunk& pc : partial) {
+        auto it = by_index.find(pc.entry.index);
+        if (it == by_index.end() || !seeds.store.find(it->second->from))
+            continue;
+        std::uint64_t cost = 0;
+        for (std::size_t b = 0; b < pc.plan.size(); ++b)
+            if (pc.plan[b].source == BlockSource::fetch)
+                cost += pc.remote.blocks[b].record_size;
+        if (cost > it->second->object_size)
+            pc.delta = *it->second;
+    }
 }
 
 struct Fetched {
@@ -291,6 +310,7 @@ Result<SyncResult> sync_image(const SyncOptions& o, const KeySet& keys) {
         std::visit([&](const auto& seed) { seed.add_to(seeds.index, s + 1); }, seeds.extra[s]);
     seeds.index.finish();
     plan_blocks(partial, seeds, result.blocks_fetched);
+    choose_deltas(partial, m, seeds);
 
     ApplyContext ctx(keys, store, *source, seeds, partial, counters, o.progress);
     HL_TRY_CTX(apply_partial_chunks(ctx, workers),
@@ -301,6 +321,8 @@ Result<SyncResult> sync_image(const SyncOptions& o, const KeySet& keys) {
 
     result.changed = true;
     result.seed_mismatches = counters.mismatches;
+    result.deltas_used = counters.deltas_used;
+    result.delta_fallbacks = counters.delta_fallbacks;
     result.from_seeds.push_back({"store", counters.from_seed[0]});
     result.from_seeds.push_back({"zero", m.virtual_size - data});
     result.from_seeds.push_back({"duplicates", counters.duplicates});

@@ -2,6 +2,7 @@
 // their tags), fetched records (authenticated and decrypted before use) and duplicates of
 // blocks fetched elsewhere in the image, then sealed and staged in the store.
 
+#include "heirloom/trim/delta.hpp"
 #include "sync_internal.hpp"
 
 #include <cstring>
@@ -28,6 +29,36 @@ Status read_seed_block(ApplyContext& ctx, Worker& w, const BlockLocation& where,
         return chunks->read_block(keys, w.codec, w.files, where.object, where.block, out);
     return std::get<HostFolderSeed>(seed).read_block(keys, w.files, where.object, where.block, tag,
                                                      out);
+}
+
+// Rebuilds a chunk's plaintext from the stored chunk its delta starts from, and checks every
+// block against the tags in the chunk's verified header.
+Result<Bytes> rebuild_from_delta(ApplyContext& ctx, Worker& w, const PartialChunk& pc) {
+    const FamilyKeys& keys = ctx.keys.family;
+    const DeltaEntry& d = *pc.delta;
+    auto obj = ctx.seeds.store.find(d.from);
+    if (!obj)
+        return fail(Errc::not_found, "the delta's base chunk is not in the store");
+    const ChunkHeader& base = ctx.seeds.store.header(*obj);
+    Bytes base_object = HL_TRY(read_file(ctx.seeds.store.path(*obj), base.object_size()));
+    Bytes base_plain(base.blocks.size() * block_size);
+    HL_TRY(open_chunk(keys, w.codec, base, base_object, base_plain));
+    Bytes sealed = HL_TRY(ctx.source.get(delta_path(d.from, pc.entry.id), d.object_size));
+    Bytes delta = HL_TRY(open_delta(keys, d.from, pc.entry.id, sealed));
+    Bytes plain = HL_TRY(apply_delta(base_plain, delta, pc.remote.blocks.size() * block_size));
+    crypto::secure_wipe(base_plain);
+    for (std::size_t i = 0; i < pc.remote.blocks.size(); ++i) {
+        ByteView block(plain.data() + i * block_size, block_size);
+        const BlockTag& tag = pc.remote.blocks[i].tag;
+        bool ok = tag == zero_tag ? all_zero(block) : keys.block_tag(block) == tag;
+        if (!ok) {
+            crypto::secure_wipe(plain);
+            return fail(Errc::crypto, fmt::format("block {} rebuilt from the delta does not match "
+                                                  "its tag",
+                                                  i));
+        }
+    }
+    return plain;
 }
 
 // Waits until the chunk with this ordinal is staged and returns our header of it.
@@ -66,6 +97,21 @@ Status apply_chunk(ApplyContext& ctx, Worker& w, std::uint32_t ordinal) {
             fetch.push_back(i);
         } else if (p.source == BlockSource::fetch) {
             fetch.push_back(i);
+        }
+    }
+
+    if (pc.delta && !fetch.empty()) {
+        auto rebuilt = rebuild_from_delta(ctx, w, pc);
+        if (rebuilt) {
+            for (std::uint32_t i : fetch) {
+                std::memcpy(block_of(i).data(), rebuilt->data() + i * block_size, block_size);
+                reseal[i] = true;
+            }
+            crypto::secure_wipe(*rebuilt);
+            fetch.clear();
+            ++ctx.counters.deltas_used;
+        } else {
+            ++ctx.counters.delta_fallbacks; // fetch the records instead
         }
     }
 

@@ -31,6 +31,7 @@ struct PartialChunk {
     ManifestEntry entry;
     ChunkHeader remote; // the source's header: block tags and record offsets
     std::vector<BlockPlan> plan;
+    std::optional<DeltaEntry> delta; // fetch this delta instead of the planned records
 };
 
 using ExtraSeed = std::variant<ChunkSeed, HostFolderSeed>;
@@ -47,6 +48,8 @@ struct ApplyCounters {
     explicit ApplyCounters(std::size_t seeds) : from_seed(seeds) {}
     std::vector<std::atomic<std::uint64_t>> from_seed;
     std::atomic<std::uint64_t> duplicates{0};
+    std::atomic<std::uint64_t> deltas_used{0};
+    std::atomic<std::uint64_t> delta_fallbacks{0};
     std::atomic<std::uint64_t> mismatches{0};
     std::atomic<std::uint64_t> chunks_done{0};
 };

@@ -28,6 +28,10 @@ class FamilyKeys {
     crypto::Nonce record_nonce(const ChunkId& id, std::uint32_t index, std::uint8_t codec,
                                ByteView payload_digest) const;
 
+    // Key and nonce of the delta object between two chunks (see delta.hpp).
+    crypto::Key delta_key(const ChunkId& from, const ChunkId& to) const;
+    crypto::Nonce delta_nonce(const ChunkId& from, const ChunkId& to, ByteView payload) const;
+
   private:
     FamilyId family_id_{};
     crypto::KeyedHash id_hash_;

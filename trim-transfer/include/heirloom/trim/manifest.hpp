@@ -8,7 +8,11 @@
 //   | u64 virtual_size | u64 version | i64 created | i64 expires (0 = never)
 //   | family_id[16] | disk_uuid[16] | name | u32 entry_count
 //   | entry_count × { u32 chunk_index | chunk_id[32] | u32 object_size }
+//   | u32 delta_count | delta_count × { u32 chunk_index | from_id[32] | u32 object_size }
 //   | signature[64]   (Ed25519 over everything before it)
+//
+// A delta entry says that the chunk at chunk_index can also be made from the previous
+// version's chunk from_id with the delta object deltas/…/<from_id>-<chunk_id> (delta.hpp).
 //
 // 40 bytes per non-zero chunk: a fully allocated 64 GiB disk needs 10 MiB, a typical one
 // with 15 GiB in use under 2.5 MiB.
@@ -28,6 +32,12 @@ struct ManifestEntry {
     std::uint32_t object_size = 0;
 };
 
+struct DeltaEntry {
+    std::uint32_t index = 0; // a chunk index that has a ManifestEntry
+    ChunkId from{};          // the chunk of an earlier version the delta applies to
+    std::uint32_t object_size = 0;
+};
+
 struct Manifest {
     std::string image;
     std::uint64_t version = 0;
@@ -37,6 +47,7 @@ struct Manifest {
     FamilyId family{};
     std::array<std::uint8_t, 16> disk_uuid{};
     std::vector<ManifestEntry> chunks;
+    std::vector<DeltaEntry> deltas; // in chunk index order
 
     std::uint32_t chunk_count() const; // chunks covering the virtual size (incl. zero ones)
     std::uint32_t blocks_in_chunk(std::uint32_t index) const;

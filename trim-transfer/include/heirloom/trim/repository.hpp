@@ -25,6 +25,7 @@ struct PackOptions {
     std::int64_t expires_in_seconds = 0;  // 0 = never expires
     unsigned threads = 0;                 // 0 = one per core
     Progress* progress = nullptr;
+    bool deltas = true; // byte-level deltas against the previous version where they pay
 };
 
 struct PackResult {
@@ -36,6 +37,9 @@ struct PackResult {
     std::uint64_t chunks_new = 0; // chunks the repository did not have
     std::uint64_t bytes_new = 0;  // bytes of new chunk objects written
     std::uint64_t manifest_bytes = 0;
+    std::uint64_t deltas = 0;       // delta objects written
+    std::uint64_t delta_bytes = 0;  // their size
+    std::uint64_t delta_saving = 0; // record bytes an updating endpoint no longer fetches
     double seconds = 0;
 };
 

@@ -48,6 +48,8 @@ struct SyncResult {
     std::uint64_t requests = 0;
     std::uint64_t blocks_fetched = 0;  // distinct blocks that no seed held
     std::uint64_t seed_mismatches = 0; // seed blocks that failed verification (then fetched)
+    std::uint64_t deltas_used = 0;     // chunks rebuilt from a librsync delta
+    std::uint64_t delta_fallbacks = 0; // deltas that did not verify (records fetched instead)
     std::vector<SeedBytes> from_seeds;
     double seconds = 0;
 };
