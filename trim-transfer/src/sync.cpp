@@ -24,10 +24,15 @@ bool is_media_folder(const fs::path& folder) {
 
 namespace {
 
+// Which manifests of a folder count: the current version of each image (a store), or all
+// of them (removable media).
+enum class Versions { current, all };
+
 // Chunk files referenced by every manifest in a repository-shaped folder that verifies under
 // our keys (a store, or removable media: both are untrusted until verified).
 std::vector<std::pair<ChunkId, fs::path>>
-verified_chunk_files(const fs::path& root, const KeySet& keys, bool current_only, const Log* log) {
+verified_chunk_files(const fs::path& root, const KeySet& keys, Versions versions, const Log* log) {
+    const bool current_only = versions == Versions::current;
     std::vector<std::pair<ChunkId, fs::path>> files;
     std::error_code ec;
     for (const auto& image_dir : fs::directory_iterator(root / "images", ec)) {
@@ -272,7 +277,7 @@ Result<SyncResult> sync_image(const SyncOptions& o, const KeySet& keys) {
 
     // Seeds: the store first (current versions, and chunks left by an interrupted sync).
     Seeds seeds;
-    auto store_files = verified_chunk_files(store.dir(), keys, true, o.log);
+    auto store_files = verified_chunk_files(store.dir(), keys, Versions::current, o.log);
     for (const auto& c : m.chunks)
         if (store.has_chunk(c.id))
             store_files.emplace_back(c.id, store.chunk_file(c.id));
@@ -281,8 +286,8 @@ Result<SyncResult> sync_image(const SyncOptions& o, const KeySet& keys) {
     for (const auto& path : o.seeds) {
         seeds.names.push_back(path.string());
         if (is_media_folder(path)) {
-            seeds.extra.emplace_back(
-                ChunkSeed::load(verified_chunk_files(path, keys, false, o.log), keys.family));
+            seeds.extra.emplace_back(ChunkSeed::load(
+                verified_chunk_files(path, keys, Versions::all, o.log), keys.family));
             continue;
         }
         auto host =
