@@ -112,9 +112,15 @@ int cmd_pack(const Args& a) {
                     {"chunks_new", r->chunks_new},
                     {"bytes_new", r->bytes_new},
                     {"manifest_bytes", r->manifest_bytes},
+                    {"deltas", r->deltas},
+                    {"delta_bytes", r->delta_bytes},
+                    {"delta_saving", r->delta_saving},
                     {"seconds", r->seconds}});
         return 0;
     }
+    if (r->deltas)
+        fmt::print("{} librsync deltas ({}) spare updating endpoints {} of records\n", r->deltas,
+                   format_bytes(r->delta_bytes), format_bytes(r->delta_saving));
     fmt::print("Packed {} as '{}' v{} in {:.1f}s: {} of data in {} chunks, {} new ({} stored)\n",
                a.file, r->image, r->version, r->seconds, format_bytes(r->data_bytes), r->chunks,
                r->chunks_new, format_bytes(r->bytes_new));
@@ -158,6 +164,8 @@ int cmd_sync(const Args& a, const Log& log) {
                     {"blocks_fetched", r->blocks_fetched},
                     {"ideal_bytes", r->blocks_fetched * block_size},
                     {"seed_mismatches", r->seed_mismatches},
+                    {"deltas_used", r->deltas_used},
+                    {"delta_fallbacks", r->delta_fallbacks},
                     {"bytes_from_seeds", seeds},
                     {"seconds", r->seconds}});
         return 0;
