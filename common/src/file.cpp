@@ -107,6 +107,13 @@ Status fsync_dir(const fs::path& dir) {
     return {};
 }
 
+Status sync_filesystem(const fs::path& path) {
+    Fd fd = HL_TRY(open_read(path));
+    if (::syncfs(fd.get()) != 0)
+        return fail_errno("syncfs", path.string());
+    return {};
+}
+
 Status write_file_atomic(const fs::path& path, ByteView data, Durability durability,
                          FileMode mode) {
     // Unique per process and call; O_EXCL below catches any clash with another writer.

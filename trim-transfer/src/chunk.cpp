@@ -298,6 +298,17 @@ Result<ChunkHeader> read_chunk_header_file(const fs::path& path, const FamilyKey
     return header;
 }
 
+Status read_chunk_plaintext(const fs::path& path, const ChunkId& id, const FamilyKeys& keys,
+                            RecordCodec& codec, Bytes& out, ChunkHeader* header_out) {
+    auto header = HL_TRY(read_chunk_header_file(path, keys, id));
+    Bytes object = HL_TRY(read_file(path, header.object_size()));
+    out.resize(header.blocks.size() * block_size);
+    HL_TRY(open_chunk(keys, codec, header, object, out));
+    if (header_out)
+        *header_out = std::move(header);
+    return {};
+}
+
 Status read_block_from_object(const fs::path& path, const ChunkHeader& header, std::uint32_t block,
                               const FamilyKeys& keys, RecordCodec& codec, MutableByteView out) {
     auto fd = HL_TRY(open_read(path));

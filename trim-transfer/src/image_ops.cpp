@@ -33,16 +33,6 @@ Result<Manifest> stored_manifest(const Store& store, std::string_view image,
     return store.load_manifest(image, *version, keys.signing_public);
 }
 
-// Reads, verifies and decrypts one stored chunk into out (blocks × 4 KiB).
-Status open_stored_chunk(const Store& store, const ManifestEntry& entry, const KeySet& keys,
-                         RecordCodec& codec, Bytes& out) {
-    fs::path path = store.chunk_file(entry.id);
-    auto header = HL_TRY(read_chunk_header_file(path, keys.family, entry.id));
-    Bytes object = HL_TRY(read_file(path, header.object_size()));
-    out.resize(header.blocks.size() * block_size);
-    return open_chunk(keys.family, codec, header, object, out);
-}
-
 } // namespace
 
 Result<ExportResult> export_image(const fs::path& store_dir, std::string_view image,
@@ -59,7 +49,8 @@ Result<ExportResult> export_image(const fs::path& store_dir, std::string_view im
     ExportResult result{m.version, m.virtual_size, 0, 0};
     for (std::size_t i = 0; i < m.chunks.size(); ++i) {
         const auto& entry = m.chunks[i];
-        auto ok = open_stored_chunk(store, entry, keys, codec, plain);
+        auto ok =
+            read_chunk_plaintext(store.chunk_file(entry.id), entry.id, keys.family, codec, plain);
         if (!ok) {
             std::error_code ec;
             fs::remove(tmp, ec);
@@ -100,7 +91,8 @@ Result<VerifyResult> verify_image(const fs::path& store_dir, std::string_view im
         RecordCodec codec;
         Bytes plain;
         for (std::size_t i = next++; i < m.chunks.size(); i = next++) {
-            auto ok = open_stored_chunk(store, m.chunks[i], keys, codec, plain);
+            auto ok = read_chunk_plaintext(store.chunk_file(m.chunks[i].id), m.chunks[i].id,
+                                           keys.family, codec, plain);
             if (!ok) {
                 std::lock_guard lock(mutex);
                 result.problems.push_back(fmt::format(
@@ -161,9 +153,7 @@ Result<MediaResult> create_media(const fs::path& repo, std::string_view image,
         if (progress && (i % 64 == 0 || i + 1 == m.chunks.size()))
             progress->update("media", i + 1, m.chunks.size());
     }
-    auto fd = HL_TRY(open_read(out));
-    if (::syncfs(fd.get()) != 0)
-        return fail_errno("syncfs", out.string());
+    HL_TRY(sync_filesystem(out));
     HL_TRY(write_file_atomic(out / manifest_path(image, m.version), manifest_bytes));
     std::string pointer = fmt::format("{}\n", m.version);
     HL_TRY(write_file_atomic(out / latest_path(image), as_bytes(pointer)));

@@ -178,18 +178,6 @@ struct DeltaPlan {
     std::uint64_t saving = 0;
 };
 
-Result<Bytes> open_repo_chunk(const fs::path& repo, const FamilyKeys& keys, RecordCodec& codec,
-                              const ChunkId& id, ChunkHeader* header_out = nullptr) {
-    fs::path path = repo / chunk_path(id);
-    auto header = HL_TRY(read_chunk_header_file(path, keys, id));
-    Bytes object = HL_TRY(read_file(path, header.object_size()));
-    Bytes plain(header.blocks.size() * block_size);
-    HL_TRY(open_chunk(keys, codec, header, object, plain));
-    if (header_out)
-        *header_out = std::move(header);
-    return plain;
-}
-
 // For each chunk this pack wrote where the previous version had another chunk: a librsync
 // delta from that chunk, kept when it is at least 10% smaller than the records of the blocks
 // an endpoint holding the previous version would otherwise fetch.
@@ -220,13 +208,16 @@ Result<DeltaPlan> make_deltas(const fs::path& repo, const FamilyKeys& keys,
             const auto& [entry, from] = todo[i];
             auto result = [&]() -> Status {
                 ChunkHeader header;
-                Bytes new_plain = HL_TRY(open_repo_chunk(repo, keys, codec, entry.id, &header));
+                Bytes new_plain;
+                HL_TRY(read_chunk_plaintext(repo / chunk_path(entry.id), entry.id, keys, codec,
+                                            new_plain, &header));
                 std::uint64_t cost = 0;
                 for (const auto& b : header.blocks)
                     cost += old_tags.contains(b.tag) ? 0 : b.record_size;
                 if (cost == 0)
                     return {};
-                Bytes old_plain = HL_TRY(open_repo_chunk(repo, keys, codec, from));
+                Bytes old_plain;
+                HL_TRY(read_chunk_plaintext(repo / chunk_path(from), from, keys, codec, old_plain));
                 Bytes delta = HL_TRY(make_delta(old_plain, new_plain));
                 Bytes sealed = HL_TRY(seal_delta(keys, from, entry.id, delta));
                 if (sealed.size() * 10 >= cost * 9)
@@ -256,13 +247,6 @@ Result<DeltaPlan> make_deltas(const fs::path& repo, const FamilyKeys& keys,
     std::sort(plan.entries.begin(), plan.entries.end(),
               [](const auto& a, const auto& b) { return a.index < b.index; });
     return plan;
-}
-
-Status sync_filesystem(const fs::path& dir) {
-    auto fd = HL_TRY(open_read(dir));
-    if (::syncfs(fd.get()) != 0)
-        return fail_errno("syncfs", dir.string());
-    return {};
 }
 
 } // namespace

@@ -11,12 +11,6 @@ fs::path incoming_file(const fs::path& dir, const ChunkId& id) {
     return dir / "incoming" / to_hex(id);
 }
 
-Status syncfs_dir(const fs::path& dir) {
-    auto fd = HL_TRY(open_read(dir));
-    if (::syncfs(fd.get()) != 0)
-        return fail_errno("syncfs", dir.string());
-    return {};
-}
 } // namespace
 
 Result<Store> Store::open(const fs::path& dir, std::uint64_t checkpoint_bytes) {
@@ -81,7 +75,7 @@ Status Store::flush_locked() {
     if (staged_.empty())
         return {};
     // Data first: a chunk's name appears in chunks/ only once its content is on disk.
-    HL_TRY(syncfs_dir(dir_));
+    HL_TRY(sync_filesystem(dir_));
     for (const auto& id : staged_) {
         fs::path to = chunk_file(id);
         HL_TRY(make_dirs(to.parent_path()));
@@ -105,7 +99,7 @@ fs::path Store::readable_chunk_file(const ChunkId& id) const {
 
 Status Store::commit(std::string_view image, std::uint64_t version, ByteView manifest_bytes) {
     HL_TRY(flush());
-    HL_TRY(syncfs_dir(dir_));
+    HL_TRY(sync_filesystem(dir_));
     HL_TRY(make_dirs(dir_ / "images" / image));
     HL_TRY(write_file_atomic(dir_ / manifest_path(image, version), manifest_bytes));
     std::string pointer = fmt::format("{}\n", version);

@@ -39,10 +39,8 @@ Result<Bytes> rebuild_from_delta(ApplyContext& ctx, Worker& w, const PartialChun
     auto obj = ctx.seeds.store.find(d.from);
     if (!obj)
         return fail(Errc::not_found, "the delta's base chunk is not in the store");
-    const ChunkHeader& base = ctx.seeds.store.header(*obj);
-    Bytes base_object = HL_TRY(read_file(ctx.seeds.store.path(*obj), base.object_size()));
-    Bytes base_plain(base.blocks.size() * block_size);
-    HL_TRY(open_chunk(keys, w.codec, base, base_object, base_plain));
+    Bytes base_plain;
+    HL_TRY(read_chunk_plaintext(ctx.seeds.store.path(*obj), d.from, keys, w.codec, base_plain));
     Bytes sealed = HL_TRY(ctx.source.get(delta_path(d.from, pc.entry.id), d.object_size));
     Bytes delta = HL_TRY(open_delta(keys, d.from, pc.entry.id, sealed));
     Bytes plain = HL_TRY(apply_delta(base_plain, delta, pc.remote.blocks.size() * block_size));

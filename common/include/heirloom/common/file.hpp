@@ -58,5 +58,8 @@ Status write_file_atomic(const fs::path& path, ByteView data,
 // Creates directories (like mkdir -p) with a clear error.
 Status make_dirs(const fs::path& path);
 Status fsync_dir(const fs::path& dir);
+// Makes everything written to the file system holding path durable (syncfs): one call instead
+// of an fsync per file, for many files written before a commit point.
+Status sync_filesystem(const fs::path& path);
 
 } // namespace heirloom

@@ -115,6 +115,11 @@ ChunkHeader header_from_entries(const ChunkId& id, std::vector<BlockEntry> entri
 Result<ChunkHeader> read_chunk_header_file(const fs::path& path, const FamilyKeys& keys,
                                            const ChunkId& id);
 
+// Reads a whole chunk object file, verifies it and decrypts it into out (blocks × 4 KiB).
+// The verified header is stored in header_out when given.
+Status read_chunk_plaintext(const fs::path& path, const ChunkId& id, const FamilyKeys& keys,
+                            RecordCodec& codec, Bytes& out, ChunkHeader* header_out = nullptr);
+
 // Reads, authenticates and decrypts one block of a chunk object file.
 Status read_block_from_object(const fs::path& path, const ChunkHeader& header, std::uint32_t block,
                               const FamilyKeys& keys, RecordCodec& codec, MutableByteView out);
