@@ -10,7 +10,7 @@ packages=(
   libsodium-dev libssl-dev librsync-dev libzstd-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   catch2 libcpp-httplib-dev libldap-dev libsqlite3-dev qt6-base-dev
   # tools used by tests and benchmarks
-  qemu-utils e2fsprogs python3 curl time bc nginx-light rdiff casync zsync
+  qemu-utils e2fsprogs python3 curl time bc openssl nginx-light rdiff casync zsync
 )
 
 if [ "$(id -u)" -ne 0 ]; then
