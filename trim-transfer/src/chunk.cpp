@@ -78,29 +78,24 @@ Result<ChunkHeader> parse_chunk_header(ByteView bytes, const FamilyKeys& keys,
     auto reserved = HL_TRY_CTX(r.u32("reserved"), "chunk header");
     if (reserved != 0)
         return fail(Errc::corrupt, "chunk header: reserved field is not zero");
-    ChunkHeader header;
-    header.id = HL_TRY_CTX(r.fixed<32>("chunk id"), "chunk header");
-    if (expected && header.id != *expected)
-        return fail(Errc::corrupt, "chunk header: object holds chunk " + to_hex(header.id) +
+    auto id = HL_TRY_CTX(r.fixed<32>("chunk id"), "chunk header");
+    if (expected && id != *expected)
+        return fail(Errc::corrupt, "chunk header: object holds chunk " + to_hex(id) +
                                        ", expected " + to_hex(*expected));
-    header.blocks.resize(count);
-    header.record_offsets.resize(count);
+    std::vector<BlockEntry> entries(count);
     std::vector<BlockTag> tags(count);
-    std::uint64_t offset = chunk_header_size(count);
     for (std::size_t i = 0; i < count; ++i) {
-        auto& e = header.blocks[i];
+        auto& e = entries[i];
         e.codec = static_cast<Codec>(HL_TRY_CTX(r.u8("codec"), "chunk header"));
         e.record_size = HL_TRY_CTX(r.u16("record size"), "chunk header");
         e.tag = HL_TRY_CTX(r.fixed<16>("block tag"), "chunk header");
         HL_TRY(check_entry(e, i));
         tags[i] = e.tag;
-        header.record_offsets[i] = static_cast<std::uint32_t>(offset);
-        offset += e.record_size;
     }
-    if (keys.chunk_id(tags) != header.id)
+    if (keys.chunk_id(tags) != id)
         return fail(Errc::crypto, "chunk header: block table does not match chunk id " +
-                                      to_hex(header.id) + " (tampered, or wrong image keys)");
-    return header;
+                                      to_hex(id) + " (tampered, or wrong image keys)");
+    return header_from_entries(id, std::move(entries));
 }
 
 struct RecordCodec::State {
