@@ -252,6 +252,23 @@ heirloom_sync_record() { # SCENARIO LABEL IDEAL [extra record args...]
         nginx:="$(log_since "$mark" /repo/)" "$@" sync@="$js"
 }
 
+# Exports STORE to OUT and compares it with v2.vhd: sets exported_identical (true|false) and
+# exported_secs, counts a failure when they differ, and leaves m_secs/m_rss as the sync's.
+export_matches_v2() { # LABEL STORE OUT WHAT
+    local label=$1 store_dir=$2 out=$3 what=$4 secs=$m_secs rss=$m_rss
+    exported_identical=false
+    if measure "$label" "$hi" export --store "$store_dir" --name bench --keys "$keys" --out "$out" &&
+        qemu-img compare -q -f vpc -F vpc "$pair/v2.vhd" "$out"; then
+        exported_identical=true
+    else
+        failures=$((failures + 1))
+        log "heirloom: $what is NOT identical to v2.vhd"
+    fi
+    exported_secs=$m_secs
+    m_secs=$secs m_rss=$rss
+    tidy "$out"
+}
+
 run_heirloom() {
     local hi=$heirloom_image missing=() sub
     if [[ -z $hi ]]; then
@@ -305,20 +322,9 @@ run_heirloom() {
     mark=$(log_mark)
     if measure heirloom-sync-update "$hi" sync --from "$base/repo" --name bench --store "$store" \
         --keys "$keys" --json; then
-        local secs=$m_secs rss=$m_rss identical=false
-        if measure heirloom-export "$hi" export --store "$store" --name bench --keys "$keys" \
-            --out "$run/heirloom/export.vhd" &&
-            qemu-img compare -q -f vpc -F vpc "$pair/v2.vhd" "$run/heirloom/export.vhd"; then
-            identical=true
-        else
-            failures=$((failures + 1))
-            log "heirloom: exported v2 is NOT identical to v2.vhd"
-        fi
-        local export_secs=$m_secs
-        m_secs=$secs m_rss=$rss
+        export_matches_v2 heirloom-export "$store" "$run/heirloom/export.vhd" "exported v2"
         heirloom_sync_record update heirloom-sync-update "$ideal_update" "$mark" ideal_zstd_bytes="$izu" \
-            export_identical="$identical" export_seconds="$export_secs" || true
-        tidy "$run/heirloom/export.vhd"
+            export_identical="$exported_identical" export_seconds="$exported_secs" || true
     else
         fail_record heirloom update vhd "sync failed: $(tail -n 1 "$run/logs/heirloom-sync-update.err")"
     fi
@@ -327,19 +333,10 @@ run_heirloom() {
     mark=$(log_mark)
     if measure heirloom-sync-trim "$hi" sync --from "$base/repo" --name bench --store "$store-trim" \
         --keys "$keys" --json --seed "$pair/v2-files"; then
-        local secs=$m_secs rss=$m_rss identical=false
-        if measure heirloom-export-trim "$hi" export --store "$store-trim" --name bench --keys "$keys" \
-            --out "$run/heirloom/export-trim.vhd" &&
-            qemu-img compare -q -f vpc -F vpc "$pair/v2.vhd" "$run/heirloom/export-trim.vhd"; then
-            identical=true
-        else
-            failures=$((failures + 1))
-            log "heirloom: trim-transfer export is NOT identical to v2.vhd"
-        fi
-        m_secs=$secs m_rss=$rss
+        export_matches_v2 heirloom-export-trim "$store-trim" "$run/heirloom/export-trim.vhd" \
+            "trim-transfer export"
         heirloom_sync_record trim-transfer heirloom-sync-trim "$ideal_trim" "$mark" ideal_zstd_bytes="$izt" \
-            export_identical="$identical" || true
-        tidy "$run/heirloom/export-trim.vhd"
+            export_identical="$exported_identical" || true
     else
         fail_record heirloom trim-transfer vhd "sync failed: $(tail -n 1 "$run/logs/heirloom-sync-trim.err")"
     fi
