@@ -306,7 +306,7 @@ TEST_CASE("open_source refuses what it cannot open, with clear messages", "[sour
     for (std::string bad :
          {"http://", "http://:80/", "http://host:0/", "http://host:99999/", "http://host:x/",
           "http://user:pw@host/", "http://host/a b", "https://host/repo?x=1", "http://[::1/"})
-        check_error(open_source(bad), Errc::invalid_argument, {"invalid source URL"});
+        check_error(open_source(bad), Errc::invalid_argument, {"invalid URL"});
     check_error(open_source("https://host/repo", options_with(30, 8, (dir / "nope.pem").string())),
                 Errc::not_found, {"CA file"});
     check_error(open_source(dir.path().string(), options_with(0, 8)), Errc::invalid_argument,

@@ -1,4 +1,5 @@
 #include "backends.hpp"
+#include "heirloom/common/url.hpp"
 #include "heirloom/trim/source.hpp"
 
 #include <algorithm>
@@ -6,19 +7,6 @@
 namespace heirloom::trim {
 
 namespace {
-
-bool starts_with_nocase(std::string_view s, std::string_view prefix) {
-    if (s.size() < prefix.size())
-        return false;
-    for (std::size_t i = 0; i < prefix.size(); ++i) {
-        char c = s[i];
-        if (c >= 'A' && c <= 'Z')
-            c = static_cast<char>(c - 'A' + 'a');
-        if (c != prefix[i])
-            return false;
-    }
-    return true;
-}
 
 bool is_path_char(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||

@@ -30,6 +30,7 @@ struct SourceOptions {
     std::string ca_file;      // HTTPS: trust these CAs instead of the system's
     int timeout_seconds = 30; // connect and read timeout per request
     int max_connections = 8;  // HTTP connections kept open for parallel requests
+    std::string bearer_token; // sent as "Authorization: Bearer" (a Heirloom server's agent token)
 };
 
 // A read-only object source. All member functions are thread-safe.
