@@ -25,6 +25,8 @@ std::string_view errc_name(Errc code) {
         return "conflict";
     case Errc::cancelled:
         return "cancelled";
+    case Errc::denied:
+        return "denied";
     }
     return "error";
 }

@@ -21,6 +21,7 @@ enum class Errc {
     network,          // a remote peer failed or answered badly
     conflict,         // the operation clashes with existing state
     cancelled,        // stopped on request
+    denied,           // the caller is known but not allowed to do this
 };
 
 std::string_view errc_name(Errc code);
