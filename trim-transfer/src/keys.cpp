@@ -72,14 +72,26 @@ constexpr const char* family_file = "family.key";
 constexpr const char* secret_file = "signing.key";
 constexpr const char* public_file = "signing.pub";
 
-Status write_key(const fs::path& path, ByteView key, FileMode mode) {
-    std::string hex = to_hex(key) + "\n";
-    return write_file_atomic(path, as_bytes(hex), Durability::fsync, mode);
-}
-
 template <std::size_t N>
 Result<std::array<std::uint8_t, N>> read_key(const fs::path& path, bool secret) {
-    if (secret) {
+    Bytes key =
+        HL_TRY(read_key_file(path, N, secret ? KeySecrecy::secret : KeySecrecy::public_key));
+    std::array<std::uint8_t, N> out{};
+    std::copy(key.begin(), key.end(), out.begin());
+    crypto::secure_wipe(key);
+    return out;
+}
+} // namespace
+
+Status write_key_file(const fs::path& path, ByteView key, FileMode mode) {
+    std::string hex = to_hex(key) + "\n";
+    auto done = write_file_atomic(path, as_bytes(hex), Durability::fsync, mode);
+    crypto::secure_wipe({reinterpret_cast<std::uint8_t*>(hex.data()), hex.size()});
+    return done;
+}
+
+Result<Bytes> read_key_file(const fs::path& path, std::size_t size, KeySecrecy secrecy) {
+    if (secrecy == KeySecrecy::secret) {
         struct stat st {};
         if (::stat(path.c_str(), &st) != 0)
             return fail_errno("read key", path.string());
@@ -91,9 +103,14 @@ Result<std::array<std::uint8_t, N>> read_key(const fs::path& path, bool secret) 
     std::string text = HL_TRY(read_text_file(path, 4096));
     while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
         text.pop_back();
-    return HL_TRY_CTX(from_hex_fixed<N>(text), "read key " + path.string());
+    Bytes key = HL_TRY_CTX(from_hex(text), "read key " + path.string());
+    crypto::secure_wipe({reinterpret_cast<std::uint8_t*>(text.data()), text.size()});
+    if (key.size() != size)
+        return fail(Errc::corrupt, "read key " + path.string() + ": expected " +
+                                       std::to_string(size) + " bytes, found " +
+                                       std::to_string(key.size()));
+    return key;
 }
-} // namespace
 
 Status generate_keys(const fs::path& dir) {
     for (const char* name : {family_file, secret_file, public_file})
@@ -105,9 +122,9 @@ Status generate_keys(const fs::path& dir) {
     crypto::Key family{};
     crypto::random_bytes(family);
     auto pair = crypto::generate_signing_key();
-    HL_TRY(write_key(dir / family_file, family, FileMode::owner_only));
-    HL_TRY(write_key(dir / secret_file, pair.secret_key, FileMode::owner_only));
-    HL_TRY(write_key(dir / public_file, pair.public_key, FileMode::public_read));
+    HL_TRY(write_key_file(dir / family_file, family, FileMode::owner_only));
+    HL_TRY(write_key_file(dir / secret_file, pair.secret_key, FileMode::owner_only));
+    HL_TRY(write_key_file(dir / public_file, pair.public_key, FileMode::public_read));
     crypto::secure_wipe(family);
     crypto::secure_wipe(pair.secret_key);
     return {};

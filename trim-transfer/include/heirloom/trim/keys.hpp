@@ -47,6 +47,15 @@ struct KeySet {
     std::optional<crypto::SigningSecretKey> signing_secret;
 };
 
+enum class KeySecrecy { public_key, secret };
+
+// Writes a key as one line of hex, atomically and durably.
+Status write_key_file(const fs::path& path, ByteView key, FileMode mode);
+
+// Reads a key file of exactly size bytes. Secret key files readable by group or others are
+// refused, so a key that leaked through permissions is noticed.
+Result<Bytes> read_key_file(const fs::path& path, std::size_t size, KeySecrecy secrecy);
+
 // Creates family.key, signing.key and signing.pub in dir (mode 0700/0600); refuses to
 // overwrite existing keys.
 Status generate_keys(const fs::path& dir);
