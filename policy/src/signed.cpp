@@ -85,16 +85,11 @@ Result<EffectiveWorkspace> parse_effective_workspace(const Json& value, std::str
 
 Json payload_to_json(const EffectivePolicy& policy, std::int64_t issued_at, std::int64_t expires_at,
                      std::uint64_t serial) {
-    Json workspaces = Json::array();
-    for (const auto& w : policy.workspaces)
-        workspaces.push_back(effective_workspace_to_json(w));
-    Json apps = Json::array();
-    for (const auto& app : policy.apps)
-        apps.push_back(app_to_json(app));
-    return {
-        {"user", policy.user}, {"issued_at", issued_at},   {"expires_at", expires_at},
-        {"serial", serial},    {"workspaces", workspaces}, {"apps", apps},
-    };
+    Json doc = to_json(policy);
+    doc["issued_at"] = issued_at;
+    doc["expires_at"] = expires_at;
+    doc["serial"] = serial;
+    return doc;
 }
 
 Result<SignedPolicy> parse_payload(const Json& doc) {
@@ -153,6 +148,16 @@ bool is_lower_hex(std::string_view text) {
 }
 
 } // namespace
+
+Json to_json(const EffectivePolicy& policy) {
+    Json workspaces = Json::array();
+    for (const auto& w : policy.workspaces)
+        workspaces.push_back(effective_workspace_to_json(w));
+    Json apps = Json::array();
+    for (const auto& app : policy.apps)
+        apps.push_back(app_to_json(app));
+    return {{"user", policy.user}, {"workspaces", workspaces}, {"apps", apps}};
+}
 
 Result<Bytes> sign_policy(const EffectivePolicy& policy, std::int64_t issued_at,
                           std::int64_t expires_at, std::uint64_t serial,

@@ -12,6 +12,7 @@
 
 #include "heirloom/common/bytes.hpp"
 #include "heirloom/common/crypto.hpp"
+#include "heirloom/common/json.hpp"
 #include "heirloom/policy/evaluate.hpp"
 
 #include <cstdint>
@@ -34,6 +35,10 @@ struct SignedPolicy {
     std::uint64_t serial = 0; // only ever increases for a user; older serials are replays
     bool operator==(const SignedPolicy&) const = default;
 };
+
+// The JSON form of an effective policy ({"user", "workspaces", "apps"}), as inside a signed
+// policy's payload; admins see it to learn which assignment decided each control.
+Json to_json(const EffectivePolicy& policy);
 
 // Signs policy for its user, valid from issued_at until (not including) expires_at.
 Result<Bytes> sign_policy(const EffectivePolicy& policy, std::int64_t issued_at,
