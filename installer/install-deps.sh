@@ -11,6 +11,8 @@ packages=(
   catch2 libcpp-httplib-dev libldap-dev libsqlite3-dev qt6-base-dev
   # tools used by tests and benchmarks
   qemu-utils e2fsprogs python3 curl time bc openssl nginx-light rdiff casync zsync
+  # a throwaway OpenLDAP directory for the image server's tests and demo (installer/demo-directory.sh)
+  slapd ldap-utils sqlite3
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -21,4 +23,6 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${packages[@]}"
+# sudo drops the environment: pass DEBIAN_FRONTEND through, so slapd's package does not ask for
+# an admin password (it configures a system directory that Heirloom does not use).
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"
