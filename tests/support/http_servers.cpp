@@ -96,10 +96,10 @@ void ServerProcess::set_missing(std::string why) {
 
 void ServerProcess::start(const std::string& name,
                           const std::function<std::vector<std::string>(int port)>& make_argv,
-                          const fs::path& log) {
+                          const fs::path& log, int fixed_port) {
     std::string last_log;
     for (int attempt = 0; attempt < 3; ++attempt) {
-        const int port = free_port();
+        const int port = fixed_port ? fixed_port : free_port();
         const std::vector<std::string> argv = make_argv(port);
         // Everything the child needs is prepared before fork: between fork and exec only
         // async-signal-safe calls are allowed, and the tests may be running threads.

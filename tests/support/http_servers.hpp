@@ -38,6 +38,8 @@ class ServerProcess {
     // Why the server is not running, with the end of its log when it failed.
     const std::string& problem() const { return problem_; }
     int port() const { return port_; }
+    // The server's process id (-1 when not running), for tests that kill or freeze it.
+    pid_t pid() const { return pid_; }
     // "http://127.0.0.1:PORT" (or https:// for a TLS server).
     std::string url() const;
 
@@ -53,10 +55,10 @@ class ServerProcess {
 
     // Runs the program on a free port with the arguments make_argv builds for that port,
     // waiting until it accepts connections. Retries on other ports when one turns out to be
-    // taken. Output goes to log.
+    // taken. Output goes to log. A fixed_port (a restart on the same address) is not changed.
     void start(const std::string& name,
                const std::function<std::vector<std::string>(int port)>& make_argv,
-               const fs::path& log);
+               const fs::path& log, int fixed_port = 0);
 
     void set_missing(std::string why);
     bool tls_ = false;

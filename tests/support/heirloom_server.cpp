@@ -1,0 +1,102 @@
+#include "support/heirloom_server.hpp"
+
+#include "heirloom/common/json.hpp"
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <sstream>
+
+namespace heirloom::test {
+
+HeirloomServer::HeirloomServer(const Slapd& slapd, HeirloomServerOptions options)
+    : data_(dir_ / "data"), config_(dir_ / "server.json"), log_(dir_ / "server.log") {
+    tls_ = !options.plain_http;
+    std::string program = (bin_dir() / "heirloom-server").string();
+    if (!fs::exists(program)) {
+        set_missing(program + " is not built");
+        return;
+    }
+    std::string problem;
+    if (!make_test_certificate(dir_.path(), tls_files_, problem)) {
+        set_missing(problem);
+        return;
+    }
+    write_file(dir_ / "service.pw", as_bytes("service-secret\n"));
+    fs::permissions(dir_ / "service.pw", fs::perms::owner_read | fs::perms::owner_write,
+                    fs::perm_options::replace);
+    auto directory = slapd.config();
+    Json config = {
+        {"data_dir", data_.string()},
+        {"tls_certificate", tls_files_.certificate.string()},
+        {"tls_key", tls_files_.key.string()},
+        {"log_level", "debug"},
+        {"plain_http", options.plain_http},
+        {"directory",
+         {{"uri", directory.uri},
+          {"tls", "start-tls"},
+          {"ca_file", directory.ca_file},
+          {"base_dn", directory.base_dn},
+          {"bind_dn", directory.bind_dn},
+          {"bind_password_file", (dir_ / "service.pw").string()},
+          {"user_base", directory.user_base},
+          {"group_base", directory.group_base},
+          {"timeout_seconds", options.directory_timeout_seconds}}},
+        {"limits",
+         {{"membership_cache_seconds", options.membership_cache_seconds},
+          {"header_timeout_seconds", options.header_timeout_seconds},
+          {"max_connections", options.max_connections}}},
+    };
+    std::string text = config.dump(2);
+    write_file(config_, as_bytes(text));
+    launch();
+}
+
+void HeirloomServer::launch(int fixed_port) {
+    std::string program = (bin_dir() / "heirloom-server").string();
+    start(
+        "heirloom-server",
+        [&](int port) {
+            return std::vector<std::string>{program,    "serve",
+                                            "--config", config_.string(),
+                                            "--listen", "127.0.0.1:" + std::to_string(port)};
+        },
+        log_, fixed_port);
+}
+
+void HeirloomServer::restart() {
+    int same = port();
+    stop();
+    launch(same);
+}
+
+std::string HeirloomServer::log_text() const {
+    std::ifstream in(log_);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::unique_ptr<client::ApiClient> HeirloomServer::client() const {
+    auto api = client::ApiClient::open({url(), tls_files_.certificate.string(), 30});
+    REQUIRE(api);
+    return std::move(*api);
+}
+
+Result<std::string> HeirloomServer::session_token(const std::string& user,
+                                                  const std::string& password) const {
+    auto api = client();
+    Json answer = HL_TRY(api->post("/v1/login", {{"user", user}, {"password", password}}));
+    return answer.at("token").get<std::string>();
+}
+
+std::unique_ptr<client::ApiClient> HeirloomServer::login(const std::string& user,
+                                                         const std::string& password) const {
+    auto token = session_token(user, password);
+    INFO(log_text());
+    REQUIRE(token);
+    auto api = client();
+    api->set_token(*token);
+    return api;
+}
+
+} // namespace heirloom::test
