@@ -4,6 +4,11 @@
 # from a plain static HTTP server on 127.0.0.1, syncs an endpoint store from it, rolls out an
 # update by block deltas, seeds a new endpoint from its own files (Trim Transfer) and from a
 # USB-style media folder, and exports the result back to a VHD that qemu-img compares equal.
+# Then the central server: a throwaway directory (slapd) with demo users, heirloom-server over
+# HTTPS bound to it, an admin pushing both versions with heirloom-admin (only what the server
+# lacks), a workspace assigned to a group, and an endpoint of user alice enrolling, receiving
+# her signed policy and syncing the image through the server, while a user without the
+# assignment is refused.
 # Usage: bash installer/demo.sh [WORK_DIR]   (default: build/demo; a second run reuses it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +30,7 @@ command -v bc >/dev/null || { echo "bc is missing"; exit 1; }
 
 step "Building Heirloom into build/bin"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C build heirloom-image >/dev/null
+ninja -C build heirloom-image heirloom-server heirloom-admin >/dev/null
 mkdir -p "$work"
 cd "$work"
 
@@ -93,6 +98,90 @@ step "Verifying the store and exporting v2 back to a standard VHD"
 "$bin/heirloom-image" export --store store --name legacy-apps --keys keys --out exported.vhd
 qemu-img compare v2.vhd exported.vhd
 
+step "Directory: a throwaway OpenLDAP (slapd) with demo users and groups"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ldap_port=$(free_port)
+bash "$root/installer/demo-directory.sh" start "$work/directory" "$ldap_port" --stop-with $$
+trap 'kill $server 2>/dev/null || true; kill $hserver 2>/dev/null || true; bash "$root/installer/demo-directory.sh" stop "$work/directory"' EXIT
+
+step "Server: heirloom-server over HTTPS, bound to the directory"
+rm -rf server home && mkdir -p server home
+openssl req -x509 -newkey rsa:2048 -nodes -keyout server/tls.key -out server/tls.crt -days 30 \
+  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:localhost 2>/dev/null
+printf 'service-secret\n' > server/directory.password && chmod 600 server/directory.password
+hport=$(free_port)
+cat > server/server.json <<CONF
+{
+  "listen": "127.0.0.1:$hport",
+  "data_dir": "$work/server/data",
+  "tls_certificate": "$work/server/tls.crt",
+  "tls_key": "$work/server/tls.key",
+  "directory": {
+    "uri": "ldap://127.0.0.1:$ldap_port", "tls": "plain", "base_dn": "dc=heirloom,dc=test",
+    "bind_dn": "cn=heirloom-server,ou=services,dc=heirloom,dc=test",
+    "bind_password_file": "$work/server/directory.password"
+  }
+}
+CONF
+"$bin/heirloom-server" serve --config server/server.json 2>server/server.log &
+hserver=$!
+hurl=https://127.0.0.1:$hport
+for _ in $(seq 100); do curl -sf --cacert server/tls.crt "$hurl/v1/server" >/dev/null && break; sleep 0.1; done
+"$bin/heirloom-server" check-directory --config server/server.json --user alice
+
+step "Admin: carol logs in and pushes v1, then v2 (only the objects the server lacks)"
+admin() { HOME=$work/home XDG_CONFIG_HOME= XDG_CACHE_HOME= HEIRLOOM_PASSWORD=carol-pw "$bin/heirloom-admin" "$@"; }
+admin login --server "$hurl" --user carol --ca-file server/tls.crt
+admin image push legacy-apps v1.vhd
+admin image push legacy-apps v2.vhd
+admin image list
+
+step "Admin: a workspace, assigned to group finance and to staff (the most restrictive wins)"
+echo '{"display_name":"Legacy apps","image":"legacy-apps","persistence":"revertible","memory_mib":512,"network":{"mode":"nat"}}' \
+  | admin workspace set legacy --file -
+echo '{"workspace":"legacy","principal":{"kind":"group","name":"finance"},"controls":{"clipboard":"both","file_transfer":"both","printing":"on","removable_media":"read-only"},"expires_at":0,"offline_limit":604800,"on_expiry":"stop","overriding":false}' \
+  | admin assignment set finance-legacy --file -
+echo '{"workspace":"legacy","principal":{"kind":"group","name":"staff"},"controls":{"clipboard":"host-to-guest","file_transfer":"off","printing":"on","removable_media":"off"},"expires_at":0,"offline_limit":86400,"on_expiry":"stop","overriding":false}' \
+  | admin assignment set staff-legacy --file -
+admin effective alice | python3 -c 'import json,sys; d=json.load(sys.stdin); w=d["workspaces"][0]; print("alice gets", w["workspace"]["id"], "with", w["controls"], "decided by", w["decided_by"]["clipboard"], "for the clipboard")'
+
+step "Endpoint: alice enrols, fetches her signed policy and her image key, and syncs through the server"
+rm -rf agent && mkdir -p agent/keys && chmod 700 agent agent/keys
+curl -sf --cacert server/tls.crt -X POST "$hurl/v1/enrol" \
+  -d '{"user":"alice","password":"alice-pw","hostname":"demo-pc"}' > agent/enrolment.json
+python3 - agent <<'PY'
+import json, os, sys
+d = json.load(open(os.path.join(sys.argv[1], "enrolment.json")))
+def secret(name, text):
+    path = os.path.join(sys.argv[1], name)
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(text)
+secret("token", d["agent_token"] + "\n")
+secret("curl-auth", 'header = "Authorization: Bearer ' + d["agent_token"] + '"\n')
+open(os.path.join(sys.argv[1], "keys", "signing.pub"), "w").write(d["signing_public_key"] + "\n")
+print("enrolled endpoint", d["agent_id"], "for", d["user"])
+PY
+curl -sf --cacert server/tls.crt -K agent/curl-auth "$hurl/v1/agent/policy" \
+  | python3 -c 'import json,sys; p=json.loads(json.load(sys.stdin)["payload"]); print("signed policy serial", p["serial"], "for", p["user"], "workspaces", [w["workspace"]["id"] for w in p["workspaces"]])'
+curl -sf --cacert server/tls.crt -K agent/curl-auth "$hurl/v1/agent/images/legacy-apps/key" \
+  | python3 -c 'import json,os,sys; fd=os.open("agent/keys/family.key", os.O_WRONLY|os.O_CREAT|os.O_TRUNC, 0o600); os.write(fd, (json.load(sys.stdin)["family_secret"]+"\n").encode())'
+"$bin/heirloom-image" sync --from "$hurl/v1/images/legacy-apps/repo" --name legacy-apps \
+  --store agent/store --keys agent/keys --ca-file server/tls.crt --token-file agent/token --seed tree
+"$bin/heirloom-image" export --store agent/store --name legacy-apps --keys agent/keys --out agent/exported.vhd
+qemu-img compare v2.vhd agent/exported.vhd
+
+step "Access control: a contractor's endpoint is refused the image and its key"
+curl -sf --cacert server/tls.crt -X POST "$hurl/v1/enrol" \
+  -d '{"user":"bob","password":"wrong","hostname":"x"}' >/dev/null && { echo "a wrong password enrolled!"; exit 1; }
+echo "wrong password refused: $(curl -s --cacert server/tls.crt -X POST "$hurl/v1/enrol" -d '{"user":"bob","password":"wrong","hostname":"x"}')"
+mallory_token=$(curl -sf --cacert server/tls.crt -X POST "$hurl/v1/enrol" \
+  -d '{"user":"m*a(l)lo\\ry","password":"mallory-pw","hostname":"contractor-pc"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["agent_token"])')
+printf 'header = "Authorization: Bearer %s"\n' "$mallory_token" > agent/mallory-auth
+echo "contractor asks for the key: HTTP $(curl -s -o /dev/null -w '%{http_code}' --cacert server/tls.crt -K agent/mallory-auth "$hurl/v1/agent/images/legacy-apps/key")"
+curl -s --cacert server/tls.crt -K agent/curl-auth -X POST "$hurl/v1/agent/events" \
+  -d "{\"events\":[{\"type\":\"sync-done\",\"time\":$(date +%s),\"workspace\":\"legacy\",\"image\":\"legacy-apps\",\"version\":2}]}" >/dev/null
+admin endpoints
+
 step "Done"
 printf 'Total %.1fs. Everything is in %s.\n' "$(echo "$(date +%s.%N) - $t0" | bc)" "$work"
 cat <<NEXT
@@ -102,4 +191,5 @@ Try next:
   $bin/heirloom-image sync --help
   $bin/heirloom-image sync --from $work/repo --name legacy-apps --store /tmp/s --keys $work/keys --json
   bash bench/run-sync-bench.sh --size-gib 1     # bytes on the wire next to rdiff, casync, zsync
+  $bin/heirloom-admin --help                    # the server's admin command line (docs/api.md)
 NEXT

@@ -28,6 +28,7 @@ struct Args {
     unsigned workers = 8;
     std::uint64_t checkpoint_mb = 256;
     std::string ca_file;
+    std::string token_file;
 };
 
 int report_error(std::string_view command, const Error& e) {
@@ -138,6 +139,14 @@ int cmd_sync(const Args& a, const Log& log) {
     o.store = a.store;
     o.seeds.assign(a.seeds.begin(), a.seeds.end());
     o.source.ca_file = a.ca_file;
+    if (!a.token_file.empty()) {
+        auto token = read_text_file(a.token_file, 4096);
+        if (!token)
+            return report_error("sync", token.error());
+        while (!token->empty() && (token->back() == '\n' || token->back() == '\r'))
+            token->pop_back();
+        o.source.bearer_token = std::move(*token);
+    }
     o.workers = a.workers;
     o.checkpoint_bytes = a.checkpoint_mb << 20;
     o.progress = a.quiet ? nullptr : &progress;
@@ -315,6 +324,9 @@ int run(int argc, char** argv) {
                      "resumes from the last checkpoint (default 256)")
         ->check(CLI::Range(1, 1 << 20));
     sync->add_option("--ca-file", a.ca_file, "HTTPS: trust the CA certificates in this file");
+    sync->add_option("--token-file", a.token_file,
+                     "a file holding the bearer token to send (an agent token of a Heirloom "
+                     "server, whose image repositories are at https://SERVER/v1/images/NAME/repo)");
     common(sync);
 
     auto* exp =
