@@ -128,8 +128,13 @@ Result<Caller> Service::caller(const Request& request) {
     }
     if (agent->revoked)
         return fail(Errc::crypto, "this endpoint was revoked by an administrator; enrol again");
-    auto user = HL_TRY(membership(agent->user));
-    Caller c{user.name, user.groups, false, agent};
+    auto user = membership(agent->user);
+    if (!user && user.error().code == Errc::not_found)
+        return fail(Errc::crypto, "the user of this endpoint, " + agent->user +
+                                      ", is no longer in the directory");
+    if (!user)
+        return std::unexpected(std::move(user).error());
+    Caller c{user->name, user->groups, false, agent};
     c.admin =
         std::find(c.groups.begin(), c.groups.end(), ctx_.config.admin_group) != c.groups.end();
     return c;
