@@ -81,20 +81,31 @@ Result<std::uint64_t> file_size(int fd, const fs::path& path) {
     return static_cast<std::uint64_t>(st.st_size);
 }
 
-Result<Bytes> read_file(const fs::path& path, std::uint64_t max_size) {
+namespace {
+
+// Reads a whole file straight into a byte container (Bytes or std::string), with no copy.
+template <class Container>
+Result<Container> read_whole(const fs::path& path, std::uint64_t max_size) {
     Fd fd = HL_TRY(open_read(path));
     std::uint64_t size = HL_TRY(file_size(fd.get(), path));
     if (size > max_size)
         return fail(Errc::corrupt, path.string() + " is too large (" + std::to_string(size) +
                                        " bytes, limit " + std::to_string(max_size) + ")");
-    Bytes data(size);
-    HL_TRY(pread_exact(fd.get(), data, 0, path));
+    Container data(size, {});
+    HL_TRY(pread_exact(fd.get(),
+                       MutableByteView(reinterpret_cast<std::uint8_t*>(data.data()), data.size()),
+                       0, path));
     return data;
 }
 
+} // namespace
+
+Result<Bytes> read_file(const fs::path& path, std::uint64_t max_size) {
+    return read_whole<Bytes>(path, max_size);
+}
+
 Result<std::string> read_text_file(const fs::path& path, std::uint64_t max_size) {
-    Bytes data = HL_TRY(read_file(path, max_size));
-    return std::string(data.begin(), data.end());
+    return read_whole<std::string>(path, max_size);
 }
 
 Status fsync_dir(const fs::path& dir) {

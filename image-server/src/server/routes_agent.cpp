@@ -200,7 +200,7 @@ void Service::image_object(const Request& request, Response& response) {
     auto file = ctx_.images.object_file(name, path);
     if (!file)
         return send_error(response, file.error());
-    auto bytes = read_file(*file, trim::max_manifest_size);
+    auto bytes = read_text_file(*file, trim::max_manifest_size);
     if (!bytes) {
         if (!fs::exists(*file))
             return send_error(response, Error{Errc::not_found, "no object " + path});
@@ -208,7 +208,8 @@ void Service::image_object(const Request& request, Response& response) {
     }
     bool pointer = path.ends_with("/latest");
     response.set_header("Cache-Control", pointer ? "no-cache" : "private, max-age=31536000");
-    response.set_content(std::string(bytes->begin(), bytes->end()), "application/octet-stream");
+    response.set_header("Content-Type", "application/octet-stream");
+    response.body = std::move(*bytes); // chunks are large: no copy
 }
 
 } // namespace heirloom::server
