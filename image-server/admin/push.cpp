@@ -12,7 +12,7 @@
 namespace heirloom::admin {
 namespace {
 
-constexpr std::size_t missing_batch = 20000;
+constexpr std::size_t missing_batch = 5000; // ~400 KB of JSON, under the body limit
 
 // The image's family secret from the server, creating the image on first push.
 Result<crypto::Key> fetch_key(client::ApiClient& api, const std::string& image, bool& created,

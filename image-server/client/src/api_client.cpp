@@ -76,6 +76,7 @@ Result<std::unique_ptr<ApiClient>> ApiClient::open(const ServerOptions& options)
     http.set_read_timeout(options.timeout_seconds, 0);
     http.set_write_timeout(options.timeout_seconds, 0);
     http.set_keep_alive(true);
+    http.set_tcp_nodelay(true);
     http.set_follow_location(false);
     return client;
 }

@@ -146,6 +146,7 @@ class ClientPool {
         client->set_read_timeout(timeout, 0);
         client->set_write_timeout(timeout, 0);
         client->set_keep_alive(true);
+        client->set_tcp_nodelay(true);
         client->set_follow_location(false);
         if (!options_.bearer_token.empty())
             client->set_bearer_token_auth(options_.bearer_token);
