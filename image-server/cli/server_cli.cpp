@@ -67,7 +67,7 @@ void add_flags(CLI::App& app, Overrides& o) {
     app.add_option("--admin-group", o.admin_group,
                    "directory group whose members may administer (default heirloom-admins)");
     app.add_option("--max-connections", o.max_connections,
-                   "connections served at once; more wait (default 1024)");
+                   "connections open at once; more are refused (default 10000)");
     app.add_option("--log-level", o.log_level, "debug, info (default), warn or error")
         ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
 }
@@ -181,6 +181,7 @@ int serve(const Overrides& overrides) {
 
     TransportLimits limits;
     limits.max_connections = config->max_connections;
+    limits.max_active_requests = config->max_active_requests;
     limits.header_timeout_seconds = config->header_timeout_seconds;
     limits.minimum_request_rate = config->minimum_request_rate;
     limits.keep_alive_seconds = config->keep_alive_seconds;

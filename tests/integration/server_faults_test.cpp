@@ -182,15 +182,19 @@ TEST_CASE("server: slow clients do not stop others from being served", "[server]
     test::HeirloomServerOptions options;
     options.plain_http = true;
     options.header_timeout_seconds = 2;
+    options.max_active_requests = 8; // far fewer threads than slow clients
     test::HeirloomServer server(slapd, options);
     HL_SKIP_UNLESS_RUNNING(server);
 
-    // 200 slowloris connections: headers trickled a byte at a time, never finished.
+    // 200 slowloris connections: headers trickled a byte at a time, never finished; and some
+    // that send a whole request first, then trickle the next one on the kept-alive connection.
     constexpr int slow = 200;
     std::vector<int> fds;
     for (int i = 0; i < slow; ++i) {
         fds.push_back(connect_to(server.port()));
         std::string start = "GET /v1/server HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+        if (i % 4 == 0)
+            start = "GET /v1/server HTTP/1.1\r\nHost: x\r\n\r\n" + start;
         (void)::send(fds.back(), start.data(), start.size(), MSG_NOSIGNAL);
     }
     std::atomic<bool> stop{false};
@@ -235,6 +239,60 @@ TEST_CASE("server: slow clients do not stop others from being served", "[server]
     for (int fd : fds)
         ::close(fd);
     CHECK(closed == slow);
+}
+
+TEST_CASE("server: connections beyond the limit are refused, and pipelined requests served",
+          "[server][integration]") {
+    test::Slapd slapd;
+    HL_SKIP_UNLESS_RUNNING(slapd);
+    test::HeirloomServerOptions options;
+    options.plain_http = true;
+    options.max_connections = 20;
+    test::HeirloomServer server(slapd, options);
+    HL_SKIP_UNLESS_RUNNING(server);
+
+    // Two requests in one write on one connection: two answers, in order.
+    std::string two = "GET /v1/server HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /v1/nothing-here HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    int fd = connect_to(server.port());
+    (void)::send(fd, two.data(), two.size(), MSG_NOSIGNAL);
+    std::string answers;
+    char buffer[4096];
+    pollfd p{fd, POLLIN, 0};
+    while (::poll(&p, 1, 5000) > 0) {
+        ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+        if (n <= 0)
+            break;
+        answers.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    auto first = answers.find("HTTP/1.1 200");
+    auto second = answers.find("HTTP/1.1 404");
+    CHECK(first == 0);
+    CHECK(second != std::string::npos);
+    CHECK(second > first);
+
+    // 20 idle connections fill the limit; the 21st is closed without an answer.
+    std::vector<int> idle;
+    for (int i = 0; i < 20; ++i)
+        idle.push_back(connect_to(server.port()));
+    std::this_thread::sleep_for(200ms); // let the server accept them all
+    int extra = connect_to(server.port());
+    pollfd q{extra, POLLIN, 0};
+    REQUIRE(::poll(&q, 1, 5000) == 1);
+    CHECK(::recv(extra, buffer, sizeof buffer, 0) <= 0);
+    ::close(extra);
+    // Once they go, others are served again.
+    for (int i : idle)
+        ::close(i);
+    auto api = server.client();
+    bool served = false;
+    for (int attempt = 0; attempt < 50 && !served; ++attempt) {
+        served = api->get("/v1/server").has_value();
+        if (!served)
+            std::this_thread::sleep_for(100ms);
+    }
+    CHECK(served);
 }
 
 TEST_CASE("server: malformed, oversized and tampered requests get clear refusals",

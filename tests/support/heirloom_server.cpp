@@ -44,7 +44,8 @@ HeirloomServer::HeirloomServer(const Slapd& slapd, HeirloomServerOptions options
         {"limits",
          {{"membership_cache_seconds", options.membership_cache_seconds},
           {"header_timeout_seconds", options.header_timeout_seconds},
-          {"max_connections", options.max_connections}}},
+          {"max_connections", options.max_connections},
+          {"max_active_requests", options.max_active_requests}}},
     };
     std::string text = config.dump(2);
     write_file(config_, as_bytes(text));

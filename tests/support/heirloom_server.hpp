@@ -24,7 +24,8 @@ namespace heirloom::test {
 struct HeirloomServerOptions {
     std::int64_t membership_cache_seconds = 60;
     int header_timeout_seconds = 10;
-    std::size_t max_connections = 1024;
+    std::size_t max_connections = 10000;
+    std::size_t max_active_requests = 256;
     int directory_timeout_seconds = 3;
     bool plain_http = false; // HTTP instead of HTTPS (the slow-client tests trickle raw bytes)
 };

@@ -148,7 +148,8 @@ Result<ServerConfig> parse_config(std::string_view text) {
         {"timeout_seconds", number(d.timeout_seconds, 1, 120)},
     };
     std::map<std::string, Handler> limits = {
-        {"max_connections", number(c.max_connections, 1, 100000)},
+        {"max_connections", number(c.max_connections, 1, 1000000)},
+        {"max_active_requests", number(c.max_active_requests, 1, 100000)},
         {"header_timeout_seconds", number(c.header_timeout_seconds, 1, 600)},
         {"minimum_request_rate", number(c.minimum_request_rate, 0, 1ll << 30)},
         {"keep_alive_seconds", number(c.keep_alive_seconds, 1, 600)},

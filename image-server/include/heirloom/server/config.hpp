@@ -26,7 +26,8 @@ struct ServerConfig {
     std::int64_t session_seconds = 8 * 3600;       // how long an admin or user login lasts
     std::int64_t membership_cache_seconds = 60;    // how long a user's groups are trusted
     std::int64_t min_policy_seconds = 3600;        // shortest signed policy lifetime
-    std::size_t max_connections = 1024;            // connections served at once; more wait
+    std::size_t max_connections = 10000;           // connections open at once; more refused
+    std::size_t max_active_requests = 256;         // requests served at once; more wait
     int header_timeout_seconds = 10;               // a request's headers must arrive in this
     std::uint64_t minimum_request_rate = 4096;     // bytes/s a request body must keep up
     int keep_alive_seconds = 5;                    // idle keep-alive connections close after

@@ -3,12 +3,17 @@
 // The HTTP(S) transport under the server's routes: cpp-httplib's request parsing and routing
 // on connections we own, so that slow or hostile clients cannot hold the server:
 //
-// - one thread per connection up to max_connections (more wait in line), never a small pool
-//   that a few idle clients can fill;
-// - a request's headers must arrive within header_timeout_seconds, and after that its body
-//   must keep up minimum_request_rate bytes/s (like Apache's mod_reqtimeout), so slowloris
-//   connections are cut within seconds however slowly they trickle;
-// - TLS (OpenSSL, 1.2 or newer) is handshaken under the same deadline.
+// - one reactor thread (epoll) holds every connection that is handshaking, idle between
+//   requests or still sending its headers, so a slow or silent connection costs a buffer, not
+//   a thread; up to max_connections are open at once, more are closed at accept;
+// - a request whose headers are complete is served by a worker thread, up to
+//   max_active_requests at once (more wait in line), then its connection goes back to the
+//   reactor;
+// - a request's headers must arrive within header_timeout_seconds of its first byte, and after
+//   that its body must keep up minimum_request_rate bytes/s (like Apache's mod_reqtimeout);
+//   a connection that misses its deadline is closed, not kept alive;
+// - TLS (OpenSSL, 1.2 or newer) is handshaken by the reactor under the first request's
+//   deadline.
 
 #include "heirloom/common/error.hpp"
 #include "heirloom/common/file.hpp"
@@ -22,7 +27,8 @@ typedef struct ssl_ctx_st SSL_CTX;
 namespace heirloom::server {
 
 struct TransportLimits {
-    std::size_t max_connections = 1024;
+    std::size_t max_connections = 10000;   // open at once; more are closed at accept
+    std::size_t max_active_requests = 256; // served at once; more wait in line
     int header_timeout_seconds = 10;
     std::uint64_t minimum_request_rate = 4096;
     int keep_alive_seconds = 5;
@@ -49,11 +55,17 @@ class HttpServer : public httplib::Server {
   public:
     // tls == nullptr serves plain HTTP.
     HttpServer(const TransportLimits& limits, std::shared_ptr<TlsContext> tls);
+    ~HttpServer() override;
+
+    struct Link; // one client connection (transport.cpp)
 
   private:
+    class Engine;
     bool process_and_close_socket(socket_t sock) override;
+    bool serve_request(httplib::Stream& stream, bool last, bool& closed);
     TransportLimits limits_;
     std::shared_ptr<TlsContext> tls_;
+    Engine* engine_ = nullptr; // owned by httplib's listen loop while it runs
 };
 
 } // namespace heirloom::server
