@@ -13,6 +13,7 @@ packages=(
   qemu-utils e2fsprogs python3 curl time bc openssl nginx-light rdiff casync zsync
   # a throwaway OpenLDAP directory for the image server's tests and demo (installer/demo-directory.sh)
   slapd ldap-utils sqlite3
+  wrk # HTTP load generator for bench/run-load-bench.sh
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -91,10 +91,23 @@ Result<Container> read_whole(const fs::path& path, std::uint64_t max_size) {
     if (size > max_size)
         return fail(Errc::corrupt, path.string() + " is too large (" + std::to_string(size) +
                                        " bytes, limit " + std::to_string(max_size) + ")");
-    Container data(size, {});
-    HL_TRY(pread_exact(fd.get(),
-                       MutableByteView(reinterpret_cast<std::uint8_t*>(data.data()), data.size()),
-                       0, path));
+    auto read_into = [&](void* out) {
+        return pread_exact(fd.get(), MutableByteView(static_cast<std::uint8_t*>(out), size), 0,
+                           path);
+    };
+    Container data;
+    Status read;
+    if constexpr (std::is_same_v<Container, std::string>) {
+        // No zero-filling first: the server reads every chunk it serves through here.
+        data.resize_and_overwrite(size, [&](char* out, std::size_t n) {
+            read = read_into(out);
+            return read ? n : 0;
+        });
+    } else {
+        data.resize(size);
+        read = read_into(data.data());
+    }
+    HL_TRY(read);
     return data;
 }
 

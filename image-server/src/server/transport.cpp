@@ -27,6 +27,7 @@ namespace {
 
 constexpr std::size_t max_header_bytes = 64 * 1024; // then the request goes to httplib to refuse
 constexpr std::size_t requests_per_connection = 1000;
+constexpr auto worker_idle_time = std::chrono::seconds(10); // then an idle worker exits
 
 std::string openssl_error() {
     unsigned long code = ERR_get_error();
@@ -291,6 +292,7 @@ class HttpServer::Engine : public httplib::TaskQueue {
             stopping_ = true;
             waiting_.clear();
         }
+        work_.notify_all();
         wake();
         reactor_.join();
         std::unique_lock lock(mutex_);
@@ -475,25 +477,38 @@ class HttpServer::Engine : public httplib::TaskQueue {
     // A connection whose request headers are complete: to a worker, or in line for one.
     void dispatch(std::unique_ptr<Link> link) {
         std::lock_guard lock(mutex_);
-        if (running_ >= limits_.max_active_requests) {
-            waiting_.push_back(std::move(link));
+        waiting_.push_back(std::move(link));
+        if (idle_workers_ > 0) {
+            work_.notify_one();
             return;
         }
+        if (running_ >= limits_.max_active_requests)
+            return; // in line for the next free worker
         ++running_;
-        std::thread([this, l = std::move(link)]() mutable { work(std::move(l)); }).detach();
+        std::thread([this] { work(); }).detach();
     }
 
-    void work(std::unique_ptr<Link> link) {
+    // A worker serves connections from the line; it stays a while when there is none, since
+    // starting a thread per request costs more than the request.
+    void work() {
+        std::unique_lock lock(mutex_);
         for (;;) {
-            serve(std::move(link));
-            std::lock_guard lock(mutex_);
-            if (waiting_.empty()) {
+            if (waiting_.empty() && !stopping_) {
+                ++idle_workers_;
+                work_.wait_for(lock, worker_idle_time,
+                               [&] { return !waiting_.empty() || stopping_; });
+                --idle_workers_;
+            }
+            if (waiting_.empty() || stopping_) {
                 --running_;
                 idle_.notify_all();
                 return;
             }
-            link = std::move(waiting_.front());
+            auto link = std::move(waiting_.front());
             waiting_.pop_front();
+            lock.unlock();
+            serve(std::move(link));
+            lock.lock();
         }
     }
 
@@ -532,8 +547,10 @@ class HttpServer::Engine : public httplib::TaskQueue {
     bool stopping_ = false;
     std::deque<std::unique_ptr<Link>> incoming_; // for the reactor
     std::deque<std::unique_ptr<Link>> waiting_;  // for a worker
-    std::size_t running_ = 0;
-    std::condition_variable idle_;
+    std::size_t running_ = 0;                    // worker threads
+    std::size_t idle_workers_ = 0;               // of them, waiting for work
+    std::condition_variable work_;               // a connection is in line, or we are stopping
+    std::condition_variable idle_;               // a worker exited
 };
 
 Result<std::shared_ptr<TlsContext>> TlsContext::load(const fs::path& certificate,
