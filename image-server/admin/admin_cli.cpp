@@ -1,5 +1,6 @@
 #include "admin_cli.hpp"
 
+#include "heirloom/client/password.hpp"
 #include "heirloom/common/crypto.hpp"
 #include "push.hpp"
 #include "session.hpp"
@@ -91,7 +92,7 @@ int login(const std::string& server, const std::string& user, const std::string&
     auto api = client::ApiClient::open({server, ca_file, 30});
     if (!api)
         return report_error(api.error());
-    auto password = read_password("Password for " + user + ": ");
+    auto password = client::read_password("Password for " + user + ": ");
     if (!password)
         return report_error(password.error());
     auto answer = (*api)->post("/v1/login", {{"user", user}, {"password", *password}});

@@ -26,7 +26,4 @@ Status save_session(const Session& session);
 Result<Session> load_session(std::int64_t now);
 Status forget_session();
 
-// The password from HEIRLOOM_PASSWORD, or asked on the terminal without echo.
-Result<std::string> read_password(const std::string& prompt);
-
 } // namespace heirloom::admin
