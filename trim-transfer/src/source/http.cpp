@@ -501,10 +501,38 @@ class RangeBody final : public BodyHandler {
     std::uint64_t limit_ = 0;
 };
 
+// Holds the bodies of all requests together to max_bytes_per_second (0: no limit), sleeping
+// in the receiving thread when they run ahead.
+class RateLimiter {
+  public:
+    explicit RateLimiter(std::uint64_t bytes_per_second) : rate_(bytes_per_second) {}
+
+    void take(std::size_t bytes) {
+        if (rate_ == 0)
+            return;
+        std::chrono::steady_clock::time_point until;
+        {
+            std::lock_guard lock(mutex_);
+            auto now = std::chrono::steady_clock::now();
+            // At most a quarter second of unused allowance carries over (a small burst).
+            next_ = std::max(next_, now - std::chrono::milliseconds(250));
+            next_ += std::chrono::nanoseconds(bytes * 1'000'000'000ull / rate_);
+            until = next_;
+        }
+        std::this_thread::sleep_until(until);
+    }
+
+  private:
+    std::uint64_t rate_;
+    std::mutex mutex_;
+    std::chrono::steady_clock::time_point next_{};
+};
+
 class HttpSource final : public ObjectSource {
   public:
     HttpSource(Url url, SourceOptions options)
-        : url_(std::move(url)), options_(std::move(options)), pool_(url_, options_) {}
+        : url_(std::move(url)), options_(std::move(options)), pool_(url_, options_),
+          limiter_(options_.max_bytes_per_second) {}
 
     std::string describe() const override { return url_.display; }
 
@@ -680,6 +708,7 @@ class HttpSource final : public ObjectSource {
             return true;
         };
         httplib::ContentReceiver on_body = [&](const char* data, std::size_t size) {
+            limiter_.take(size);
             bytes_ += size;
             body_bytes += size;
             window_bytes += size;
@@ -825,6 +854,7 @@ class HttpSource final : public ObjectSource {
     Url url_;
     SourceOptions options_;
     ClientPool pool_;
+    RateLimiter limiter_;
     std::atomic<std::uint64_t> bytes_{0};
     std::atomic<std::uint64_t> requests_{0};
 };

@@ -31,6 +31,7 @@ struct SourceOptions {
     int timeout_seconds = 30; // connect and read timeout per request
     int max_connections = 8;  // HTTP connections kept open for parallel requests
     std::string bearer_token; // sent as "Authorization: Bearer" (a Heirloom server's agent token)
+    std::uint64_t max_bytes_per_second = 0; // HTTP bodies, all requests together; 0: no limit
 };
 
 // A read-only object source. All member functions are thread-safe.
