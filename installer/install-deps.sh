@@ -13,6 +13,7 @@ packages=(
   qemu-utils e2fsprogs python3 curl time bc openssl nginx-light rdiff casync zsync
   # a throwaway OpenLDAP directory for the image server's tests and demo (installer/demo-directory.sh)
   slapd ldap-utils sqlite3
+  faketime # libfaketime: the agent's lease tests move its clock
   wrk # HTTP load generator for bench/run-load-bench.sh
 )
 

@@ -1,0 +1,199 @@
+// heirloom: the user's command line for the endpoint agent (it talks to heirloom-agent).
+
+#include "heirloom/agent/control.hpp"
+#include "heirloom/agent/paths.hpp"
+#include "heirloom/client/password.hpp"
+#include "heirloom/common/bytes.hpp"
+
+#include <CLI/CLI.hpp>
+#include <ctime>
+#include <fmt/core.h>
+#include <unistd.h>
+
+using namespace heirloom;
+using namespace heirloom::agent;
+
+namespace {
+
+std::string when(std::int64_t t) {
+    if (t <= 0)
+        return "never";
+    std::time_t tt = static_cast<std::time_t>(t);
+    std::tm tm{};
+    ::localtime_r(&tt, &tm);
+    char text[64];
+    std::strftime(text, sizeof text, "%Y-%m-%d %H:%M", &tm);
+    return text;
+}
+
+std::string version_text(const Json& v) {
+    return v.is_number() ? "v" + std::to_string(v.get<std::uint64_t>()) : "-";
+}
+
+void print_status(const Json& s) {
+    if (!s.value("enrolled", false)) {
+        fmt::print("Not logged in. Run: heirloom login --server URL --user NAME\n");
+        return;
+    }
+    const Json& e = s["enrolment"];
+    fmt::print("{} at {} (endpoint {})\n", e.value("user", ""), e.value("server", ""),
+               e.value("agent_id", ""));
+    if (s.contains("policy")) {
+        const Json& p = s["policy"];
+        fmt::print("policy #{}: last from the server {}, valid until {}\n", p.value("serial", 0ull),
+                   when(p.value("last_contact", 0ll)), when(p.value("expires_at", 0ll)));
+    } else {
+        fmt::print("no policy yet\n");
+    }
+    if (auto behind = s.value("clock_behind_seconds", 0ll); behind > 60)
+        fmt::print("warning: the system clock is {} s behind the last time seen; leases use "
+                   "the later time\n",
+                   behind);
+    if (auto problem = s.value("trust_problem", std::string()); !problem.empty())
+        fmt::print("refused: {} (workspaces wait for the server)\n", problem);
+    if (auto err = s.value("last_error", std::string()); !err.empty())
+        fmt::print("last error: {}\n", err);
+    for (const auto& w : s["workspaces"]) {
+        fmt::print("\n{} ({})\n", w.value("display_name", ""), w.value("id", ""));
+        std::string state = w.value("state", "");
+        if (w.contains("progress")) {
+            const Json& p = w["progress"];
+            auto done = p.value("done", 0ull), total = p.value("total", 0ull);
+            state += fmt::format(" {} {}%", p.value("stage", ""), total ? done * 100 / total : 0);
+        }
+        fmt::print("  image      {} {} (server {})\n", w.value("image", ""),
+                   version_text(w["current_version"]), version_text(w["available_version"]));
+        fmt::print("  state      {}\n", state);
+        fmt::print("  last sync  {} from the server, {} from this endpoint\n",
+                   format_bytes(w.value("bytes_network", 0ull)),
+                   format_bytes(w.value("bytes_seeds", 0ull)));
+        std::string lease = w.value("lease_state", "");
+        fmt::print("  lease      {}{}\n", lease.empty() ? "-" : lease,
+                   w.value("lease_ends", 0ll) > 0 ? ", ends " + when(w.value("lease_ends", 0ll))
+                                                  : "");
+        if (auto err = w.value("last_error", std::string()); !err.empty())
+            fmt::print("  error      {}\n", err);
+    }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"heirloom: your Heirloom workspaces on this computer.\n\n"
+                 "Talks to the heirloom-agent running in your session (see docs/agent.md)."};
+    app.require_subcommand(1);
+    bool json = false;
+
+    std::string server, user, ca_file, hostname;
+    auto* login = app.add_subcommand(
+        "login", "enrol this computer with a server as you (password from a prompt or "
+                 "HEIRLOOM_PASSWORD, never the command line)");
+    login->add_option("--server", server, "server URL, https://host:port")->required();
+    login->add_option("--user", user, "your directory user name")->required();
+    login->add_option("--ca-file", ca_file, "trust this CA for the server's certificate");
+    login->add_option("--hostname", hostname, "this computer's name as the server shows it");
+
+    app.add_subcommand("logout", "forget your token, image keys and policy on this computer");
+
+    auto* status = app.add_subcommand(
+        "status", "each workspace: versions, sync progress, bytes from seeds and network, lease");
+    status->add_flag("--json", json, "machine-readable");
+
+    bool now = false, wait = false;
+    auto* sync = app.add_subcommand("sync", "fetch the policy and sync every image now");
+    sync->add_flag("--now", now, "do it now (the default)");
+    sync->add_flag("--wait", wait, "wait until it is done and print the status");
+    sync->add_flag("--json", json, "with --wait: the status, machine-readable");
+
+    auto* workspaces = app.add_subcommand("workspaces", "the workspaces your policy gives you");
+    workspaces->add_flag("--json", json, "machine-readable");
+    auto* apps = app.add_subcommand("apps", "the applications your policy publishes to you");
+    apps->add_flag("--json", json, "machine-readable");
+    CLI11_PARSE(app, argc, argv);
+
+    auto paths = default_paths();
+    if (!paths) {
+        fmt::print(stderr, "heirloom: {}\n", paths.error().message);
+        return 2;
+    }
+    auto call = [&](const Json& request, int timeout) -> Result<Json> {
+        return call_agent(paths->socket(), request, timeout);
+    };
+    auto fail_with = [](const Error& e) {
+        fmt::print(stderr, "heirloom: {}\n", e.message);
+        return 1;
+    };
+
+    if (*login) {
+        auto password = client::read_password("Password for " + user + ": ");
+        if (!password)
+            return fail_with(password.error());
+        if (hostname.empty()) {
+            char name[256] = {};
+            ::gethostname(name, sizeof name - 1);
+            hostname = name;
+        }
+        Json request = {{"command", "login"}, {"server", server},     {"user", user},
+                        {"ca_file", ca_file}, {"hostname", hostname}, {"password", *password}};
+        auto answer = call(request, 60);
+        std::fill(password->begin(), password->end(), '\0');
+        if (!answer)
+            return fail_with(answer.error());
+        fmt::print("Logged in as {} at {}. Your workspaces sync in the background: heirloom "
+                   "status\n",
+                   user, server);
+        return 0;
+    }
+    if (app.got_subcommand("logout")) {
+        auto answer = call({{"command", "logout"}}, 30);
+        if (!answer)
+            return fail_with(answer.error());
+        fmt::print("Logged out: token, image keys and policy forgotten on this computer.\n");
+        return 0;
+    }
+    if (*status || *sync) {
+        Json request =
+            *sync ? Json{{"command", "sync"}, {"wait", wait}} : Json{{"command", "status"}};
+        auto answer = call(request, wait ? 24 * 3600 : 30);
+        if (!answer)
+            return fail_with(answer.error());
+        if (*sync && !wait) {
+            fmt::print("Syncing in the background: heirloom status\n");
+            return 0;
+        }
+        if (json)
+            fmt::print("{}\n", (*answer)["status"].dump(2));
+        else
+            print_status((*answer)["status"]);
+        return 0;
+    }
+    auto answer = call({{"command", "policy"}}, 30);
+    if (!answer)
+        return fail_with(answer.error());
+    const Json& p = (*answer)["policy"];
+    if (*workspaces) {
+        if (json) {
+            fmt::print("{}\n", p["workspaces"].dump(2));
+            return 0;
+        }
+        for (const auto& w : p["workspaces"]) {
+            const Json& ws = w["workspace"];
+            const Json& c = w["controls"];
+            fmt::print("{:<20} {:<28} image {:<16} clipboard {}, file transfer {}, printing {}, "
+                       "removable media {}\n",
+                       ws.value("id", ""), ws.value("display_name", ""),
+                       w["image"].value("name", ""), c.value("clipboard", ""),
+                       c.value("file_transfer", ""), c.value("printing", ""),
+                       c.value("removable_media", ""));
+        }
+        return 0;
+    }
+    if (json) {
+        fmt::print("{}\n", p["apps"].dump(2));
+        return 0;
+    }
+    for (const auto& a : p["apps"])
+        fmt::print("{:<20} {:<28} in {}\n", a.value("id", ""), a.value("display_name", ""),
+                   a.value("workspace", ""));
+    return 0;
+}

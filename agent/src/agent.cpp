@@ -1,0 +1,725 @@
+#include "heirloom/agent/agent.hpp"
+
+#include "heirloom/client/api_client.hpp"
+#include "heirloom/common/url.hpp"
+#include "heirloom/trim/keys.hpp"
+#include "heirloom/trim/progress.hpp"
+#include "heirloom/trim/store.hpp"
+#include "heirloom/trim/sync.hpp"
+
+#include <algorithm>
+#include <set>
+
+namespace heirloom::agent {
+namespace {
+
+constexpr std::string_view enrolment_label = "enrolment";
+constexpr std::string_view policy_label = "policy";
+constexpr std::size_t max_pending_events = 256;
+
+std::string image_secret_name(std::string_view image) {
+    return "image-" + std::string(image);
+}
+
+// Progress of one workspace's sync, published into its status.
+class StatusProgress : public trim::Progress {
+  public:
+    StatusProgress(std::mutex& mutex, WorkspaceStatus& status) : mutex_(mutex), status_(status) {}
+    void update(std::string_view stage, std::uint64_t done, std::uint64_t total) override {
+        std::lock_guard lock(mutex_);
+        status_.stage = stage;
+        status_.progress_done = done;
+        status_.progress_total = total;
+    }
+
+  private:
+    std::mutex& mutex_;
+    WorkspaceStatus& status_;
+};
+
+template <class T> Result<T> field(const Json& doc, const char* key, std::string_view where) {
+    try {
+        return doc.at(key).get<T>();
+    } catch (const std::exception&) {
+        return fail(Errc::corrupt, std::string(where) + ": missing or bad '" + key + "'");
+    }
+}
+
+} // namespace
+
+Json to_json(const WorkspaceStatus& s) {
+    Json j = {{"id", s.id},
+              {"display_name", s.display_name},
+              {"image", s.image},
+              {"state", s.state},
+              {"bytes_network", s.bytes_network},
+              {"bytes_seeds", s.bytes_seeds},
+              {"lease_ends", s.lease_ends},
+              {"lease_state", s.lease_state},
+              {"last_error", s.last_error}};
+    j["current_version"] = s.current_version ? Json(*s.current_version) : Json(nullptr);
+    j["available_version"] = s.available_version ? Json(*s.available_version) : Json(nullptr);
+    if (s.state == "syncing")
+        j["progress"] = {
+            {"stage", s.stage}, {"done", s.progress_done}, {"total", s.progress_total}};
+    return j;
+}
+
+Result<AgentSettings> parse_settings(std::string_view text) {
+    Json doc = HL_TRY(parse_json(text, 1 << 20));
+    if (!doc.is_object())
+        return fail(Errc::invalid_argument, "agent settings: expected a JSON object");
+    AgentSettings s;
+    for (auto& [key, value] : doc.items()) {
+        try {
+            if (key == "policy_refresh_seconds")
+                s.policy_refresh_seconds = std::clamp(value.get<int>(), 10, 86400);
+            else if (key == "lease_warning_seconds")
+                s.lease_warning_seconds =
+                    std::clamp<std::int64_t>(value.get<std::int64_t>(), 0, 30 * 86400);
+            else if (key == "sync_workers")
+                s.sync_workers = std::clamp(value.get<unsigned>(), 1u, 32u);
+            else if (key == "max_bytes_per_second")
+                s.max_bytes_per_second =
+                    value.get<std::uint64_t>() == 0
+                        ? 0
+                        : std::max<std::uint64_t>(value.get<std::uint64_t>(), 64 << 10);
+            else if (key == "network_timeout_seconds")
+                s.network_timeout_seconds = std::clamp(value.get<int>(), 1, 600);
+            else if (key == "seeds") {
+                if (!value.is_object())
+                    throw std::invalid_argument("seeds");
+                for (auto& [workspace, folders] : value.items())
+                    for (const auto& folder : folders.get<std::vector<std::string>>())
+                        s.seeds[workspace].push_back(folder);
+            } else if (key == "media_roots") {
+                for (const auto& folder : value.get<std::vector<std::string>>())
+                    s.media_roots.push_back(folder);
+            } else
+                return fail(Errc::invalid_argument,
+                            "agent settings: unknown key '" + printable(key) + "'");
+        } catch (const std::exception&) {
+            return fail(Errc::invalid_argument,
+                        "agent settings: '" + printable(key) + "' has the wrong type");
+        }
+    }
+    return s;
+}
+
+Result<AgentSettings> load_settings(const fs::path& file) {
+    if (!fs::exists(file))
+        return AgentSettings{};
+    std::string text = HL_TRY(read_text_file(file, 1 << 20));
+    return HL_TRY_CTX(parse_settings(text), file.string());
+}
+
+struct Agent::Impl {
+    Impl(AgentPaths p, AgentSettings s, Vault v)
+        : paths(std::move(p)), settings(std::move(s)), vault(std::move(v)),
+          clock(TrustedClock::fresh(vault, paths.state / "clock.json")) {}
+
+    AgentPaths paths;
+    AgentSettings settings;
+    Vault vault;
+    TrustedClock clock;
+
+    std::mutex mutex; // everything below
+    std::optional<Enrolment> enrolment;
+    std::string token;
+    std::optional<policy::SignedPolicy> policy;
+    std::uint64_t min_serial = 0;
+    std::int64_t last_contact = 0; // trusted time of the last policy from the server
+    std::int64_t next_refresh = 0;
+    std::map<std::string, WorkspaceStatus> workspaces;
+    std::map<std::string, policy::Lease> leases; // of the workspaces in the current policy
+    std::set<std::string> warned;                // workspaces warned about their lease
+    std::vector<Json> events;
+    std::string last_error;
+    std::string trust_problem; // a cache or anchor refused; cleared by the next policy fetched
+    std::chrono::steady_clock::time_point next_clock_save{};
+
+    std::mutex cycle_mutex; // one cycle at a time
+
+    fs::path enrolment_file() const { return paths.state / "enrolment.json"; }
+    fs::path policy_file() const { return paths.state / "policy.signed"; }
+    fs::path policy_state_file() const { return paths.state / "policy-state.json"; }
+
+    void event(std::string type, const std::string& workspace, const std::string& image,
+               std::optional<std::uint64_t> version, std::string message) {
+        Json e = {{"type", std::move(type)}, {"time", clock.now()}};
+        if (!workspace.empty())
+            e["workspace"] = workspace;
+        if (!image.empty())
+            e["image"] = image;
+        if (version)
+            e["version"] = *version;
+        if (!message.empty())
+            e["message"] = message.substr(0, 1000);
+        if (events.size() >= max_pending_events)
+            events.erase(events.begin());
+        events.push_back(std::move(e));
+    }
+
+    Result<std::unique_ptr<client::ApiClient>> api() const {
+        client::ServerOptions options{enrolment->server, enrolment->ca_file,
+                                      settings.network_timeout_seconds};
+        auto c = HL_TRY(client::ApiClient::open(options));
+        c->set_token(token);
+        return c;
+    }
+
+    Status load_enrolment() {
+        if (!fs::exists(enrolment_file()))
+            return {};
+        std::string text = HL_TRY(vault.read_authenticated(enrolment_file(), enrolment_label));
+        Json doc = HL_TRY_CTX(parse_json(text), enrolment_file().string());
+        Enrolment e;
+        e.server = HL_TRY(field<std::string>(doc, "server", "enrolment"));
+        e.ca_file = HL_TRY(field<std::string>(doc, "ca_file", "enrolment"));
+        e.user = HL_TRY(field<std::string>(doc, "user", "enrolment"));
+        e.agent_id = HL_TRY(field<std::string>(doc, "agent_id", "enrolment"));
+        e.hostname = HL_TRY(field<std::string>(doc, "hostname", "enrolment"));
+        std::string key = HL_TRY(field<std::string>(doc, "server_key", "enrolment"));
+        e.server_key = HL_TRY_CTX(from_hex_fixed<32>(key), "enrolment server_key");
+        Bytes t = HL_TRY(vault.get("agent-token"));
+        token.assign(t.begin(), t.end());
+        crypto::secure_wipe(t);
+        enrolment = std::move(e);
+        return {};
+    }
+
+    // The cached policy, verified again: its signature against the pinned key, its user, and
+    // its serial against the authenticated record of what was fetched. A cache that fails is
+    // deleted: the workspaces then wait for the server.
+    void load_cached_policy() {
+        if (!enrolment || !fs::exists(policy_file()))
+            return;
+        auto loaded = [&]() -> Status {
+            std::string state = HL_TRY(vault.read_authenticated(policy_state_file(), policy_label));
+            Json doc = HL_TRY(parse_json(state));
+            auto serial = HL_TRY(field<std::uint64_t>(doc, "serial", "policy state"));
+            auto contact = HL_TRY(field<std::int64_t>(doc, "last_contact", "policy state"));
+            auto fetched = HL_TRY(field<std::int64_t>(doc, "verified_at", "policy state"));
+            Bytes envelope = HL_TRY(read_file(policy_file(), policy::max_signed_policy));
+            auto verified = HL_TRY(policy::verify_policy(envelope, enrolment->server_key,
+                                                         enrolment->user, fetched, serial));
+            if (verified.serial != serial || serial < clock.policy_serial())
+                return fail(Errc::crypto, "the cached policy is not the one last fetched");
+            policy = std::move(verified);
+            min_serial = serial;
+            last_contact = contact;
+            return {};
+        }();
+        if (!loaded) {
+            trust_problem = "cached policy refused: " + loaded.error().message;
+            event("policy-refused", "", "", std::nullopt, trust_problem);
+            std::error_code ec;
+            fs::remove(policy_file(), ec);
+            fs::remove(policy_state_file(), ec);
+            policy.reset();
+            return;
+        }
+        adopt_policy_workspaces();
+    }
+
+    void adopt_policy_workspaces() {
+        std::map<std::string, WorkspaceStatus> next;
+        leases.clear();
+        for (const auto& w : policy->policy.workspaces) {
+            WorkspaceStatus s;
+            if (auto it = workspaces.find(w.workspace.id); it != workspaces.end())
+                s = it->second;
+            s.id = w.workspace.id;
+            s.display_name = w.workspace.display_name;
+            s.image = w.image.name;
+            if (s.state.empty() || s.state == "revoked" || s.state == "wiped")
+                s.state = "not-synced";
+            s.current_version = local_version(s.image);
+            if (s.current_version && s.state == "not-synced")
+                s.state = "ready";
+            leases[s.id] = w.lease;
+            next[s.id] = std::move(s);
+        }
+        for (auto& [id, old] : workspaces)
+            if (!next.contains(id) && (old.state == "revoked" || old.state == "wiped"))
+                next[id] = old; // shown until the agent restarts
+        workspaces = std::move(next);
+    }
+
+    std::optional<std::uint64_t> local_version(const std::string& image) const {
+        fs::path dir = paths.image_store(image);
+        if (!fs::exists(dir))
+            return std::nullopt;
+        auto store = trim::Store::open(dir);
+        if (!store)
+            return std::nullopt;
+        auto v = store->current_version(image);
+        return v ? *v : std::nullopt;
+    }
+
+    Status save_policy_state(std::int64_t verified_at) {
+        Json doc = {
+            {"serial", min_serial}, {"last_contact", last_contact}, {"verified_at", verified_at}};
+        return vault.write_authenticated(policy_state_file(), policy_label, doc.dump());
+    }
+
+    // Removes an image's store and key, unless another workspace still uses the image.
+    void wipe_image(const std::string& workspace, const std::string& image) {
+        for (const auto& [id, s] : workspaces)
+            if (id != workspace && s.image == image && s.state != "revoked" && s.state != "wiped" &&
+                s.state != "expired")
+                return;
+        std::error_code ec;
+        fs::remove_all(paths.image_store(image), ec);
+        (void)vault.remove(image_secret_name(image));
+        event("wiped", workspace, image, std::nullopt,
+              ec ? "wipe incomplete: " + ec.message() : std::string());
+    }
+
+    // A workspace the policy no longer gives: stopped, and wiped if its lease said so.
+    void revoke(const std::string& id, const policy::Lease& lease, const std::string& why) {
+        auto& s = workspaces[id];
+        s.state = "revoked";
+        s.last_error = why;
+        event("lease-expired", id, s.image, s.current_version, why);
+        if (lease.on_expiry == policy::OnExpiry::stop_and_wipe) {
+            wipe_image(id, s.image);
+            s.state = "wiped";
+            s.current_version.reset();
+        }
+    }
+
+    std::int64_t lease_end(const policy::Lease& lease) const {
+        std::int64_t end = policy ? policy->expires_at : 0;
+        if (lease.expires_at > 0)
+            end = std::min(end, lease.expires_at);
+        // An offline limit shorter than two refreshes means "online only": the workspace runs
+        // while the agent reaches the server at least that often.
+        std::int64_t offline =
+            std::max<std::int64_t>(lease.offline_limit, 2LL * settings.policy_refresh_seconds);
+        return std::min(end, last_contact + offline);
+    }
+
+    // How long before its end a lease is warned about: the setting, but never more than a
+    // quarter of the offline limit (else a short limit would warn all the time).
+    std::int64_t warning_window(const policy::Lease& lease) const {
+        std::int64_t offline =
+            std::max<std::int64_t>(lease.offline_limit, 2LL * settings.policy_refresh_seconds);
+        return std::min(settings.lease_warning_seconds, offline / 4);
+    }
+
+    void enforce_locked() {
+        std::int64_t now = clock.now();
+        for (auto& [id, s] : workspaces) {
+            auto lease = leases.find(id);
+            if (lease == leases.end())
+                continue;
+            s.lease_ends = lease_end(lease->second);
+            if (now >= s.lease_ends) {
+                s.lease_state = "expired";
+                if (s.state != "expired" && s.state != "wiped") {
+                    s.state = "expired";
+                    s.last_error = "the lease ended: connect to the server to renew it";
+                    event("lease-expired", id, s.image, s.current_version, s.last_error);
+                    if (lease->second.on_expiry == policy::OnExpiry::stop_and_wipe) {
+                        wipe_image(id, s.image);
+                        s.state = "wiped";
+                        s.current_version.reset();
+                    }
+                }
+            } else if (now + warning_window(lease->second) >= s.lease_ends) {
+                s.lease_state = "warning";
+                if (warned.insert(id).second)
+                    event("lease-warning", id, s.image, s.current_version,
+                          "the lease ends in " + std::to_string((s.lease_ends - now) / 60) +
+                              " minutes unless the server is reached");
+            } else {
+                s.lease_state = "valid";
+                warned.erase(id);
+                if (s.state == "expired")
+                    s.state = s.current_version ? "ready" : "not-synced";
+            }
+        }
+    }
+
+    Status refresh_policy() {
+        auto c = HL_TRY(api());
+        auto text = c->get_text("/v1/agent/policy");
+        std::lock_guard lock(mutex);
+        if (!text) {
+            if (text.error().code == Errc::crypto || text.error().code == Errc::denied) {
+                // The server no longer accepts this endpoint (revoked, or its user left the
+                // directory): every workspace is revoked as its lease says.
+                std::string why = "the server refused this endpoint: " + text.error().message;
+                for (auto& [id, lease] : leases)
+                    revoke(id, lease, why);
+                leases.clear();
+                policy.reset();
+                std::error_code ec;
+                fs::remove(policy_file(), ec);
+                fs::remove(policy_state_file(), ec);
+            }
+            return std::unexpected(std::move(text).error());
+        }
+        std::int64_t now = clock.now();
+        auto verified = policy::verify_policy(as_bytes(*text), enrolment->server_key,
+                                              enrolment->user, now, min_serial);
+        if (!verified) {
+            event("policy-refused", "", "", std::nullopt, verified.error().message);
+            return fail(verified.error().code,
+                        "the server's policy was refused: " + verified.error().message);
+        }
+        // Workspaces this policy no longer gives are revoked first, while their status (and
+        // the image they use) is still known.
+        std::set<std::string> kept;
+        for (const auto& w : verified->policy.workspaces)
+            kept.insert(w.workspace.id);
+        for (auto& [id, lease] : leases)
+            if (!kept.contains(id))
+                revoke(id, lease, "the workspace is no longer assigned to " + enrolment->user);
+        policy = std::move(*verified);
+        min_serial = policy->serial;
+        clock.set_policy_serial(min_serial);
+        last_contact = now;
+        HL_TRY(write_file_atomic(policy_file(), as_bytes(*text), Durability::fsync,
+                                 FileMode::owner_only));
+        HL_TRY(save_policy_state(now));
+        HL_TRY(clock.save());
+        adopt_policy_workspaces();
+        trust_problem.clear();
+        next_refresh = now + settings.policy_refresh_seconds;
+        return {};
+    }
+
+    Result<trim::KeySet> image_keys(client::ApiClient& c, const std::string& image) {
+        auto stored = vault.get(image_secret_name(image));
+        crypto::Key secret{};
+        if (stored && stored->size() == secret.size()) {
+            std::copy(stored->begin(), stored->end(), secret.begin());
+        } else {
+            Json doc = HL_TRY(c.get("/v1/agent/images/" + client::url_encode(image) + "/key"));
+            std::string hex = HL_TRY(field<std::string>(doc, "family_secret", "image key"));
+            secret = HL_TRY_CTX(from_hex_fixed<32>(hex), "image key");
+            HL_TRY(vault.put(image_secret_name(image), secret));
+        }
+        trim::KeySet keys{trim::FamilyKeys(secret), enrolment->server_key, std::nullopt};
+        crypto::secure_wipe(secret);
+        if (stored)
+            crypto::secure_wipe(*stored);
+        return keys;
+    }
+
+    std::vector<fs::path> seeds_for(const std::string& workspace) const {
+        std::vector<fs::path> out;
+        if (auto it = settings.seeds.find(workspace); it != settings.seeds.end())
+            for (const auto& folder : it->second)
+                if (fs::is_directory(folder))
+                    out.push_back(folder);
+        for (const auto& root : settings.media_roots) {
+            std::error_code ec;
+            for (const auto& entry : fs::directory_iterator(root, ec))
+                if (entry.is_directory(ec) && trim::is_media_folder(entry.path()))
+                    out.push_back(entry.path());
+        }
+        return out;
+    }
+
+    Status sync_workspace(const std::string& id) {
+        std::string image;
+        {
+            std::lock_guard lock(mutex);
+            auto& s = workspaces.at(id);
+            if (s.state == "expired" || s.state == "wiped" || s.state == "revoked" ||
+                !leases.contains(id))
+                return {};
+            image = s.image;
+            s.state = "syncing";
+            s.stage.clear();
+            s.progress_done = s.progress_total = 0;
+        }
+        auto c = api();
+        Result<trim::SyncResult> result = std::unexpected(Error{Errc::io, ""});
+        if (!c) {
+            result = std::unexpected(c.error());
+        } else {
+            auto keys = image_keys(**c, image);
+            if (!keys) {
+                result = std::unexpected(keys.error());
+            } else {
+                HL_TRY(ensure_private_dir(paths.images()));
+                trim::SyncOptions o;
+                o.from = enrolment->server + "/v1/images/" + client::url_encode(image) + "/repo";
+                o.image = image;
+                o.store = paths.image_store(image);
+                o.seeds = seeds_for(id);
+                o.source.ca_file = enrolment->ca_file;
+                o.source.timeout_seconds = settings.network_timeout_seconds;
+                o.source.max_connections = static_cast<int>(settings.sync_workers);
+                o.source.bearer_token = token;
+                o.source.max_bytes_per_second = settings.max_bytes_per_second;
+                o.workers = settings.sync_workers;
+                o.now = clock.now();
+                StatusProgress progress(mutex, workspaces.at(id));
+                o.progress = &progress;
+                result = trim::sync_image(o, *keys);
+            }
+        }
+        std::lock_guard lock(mutex);
+        auto& s = workspaces.at(id);
+        if (!result) {
+            s.state = s.current_version ? "ready" : "error";
+            s.last_error = result.error().message;
+            event("sync-failed", id, image, s.current_version, s.last_error);
+            return std::unexpected(result.error());
+        }
+        s.state = "ready";
+        s.last_error.clear();
+        s.current_version = result->version;
+        s.available_version = result->version;
+        std::uint64_t seeds = 0;
+        for (const auto& from : result->from_seeds)
+            seeds += from.bytes;
+        if (result->changed) {
+            s.bytes_network = result->bytes_fetched;
+            s.bytes_seeds = seeds;
+            event("sync-done", id, image, result->version,
+                  std::to_string(result->bytes_fetched) + " bytes from the server, " +
+                      std::to_string(seeds) + " from this endpoint");
+        }
+        return {};
+    }
+
+    void flush_events() {
+        std::vector<Json> batch;
+        {
+            std::lock_guard lock(mutex);
+            if (events.empty() || !enrolment)
+                return;
+            batch.swap(events);
+        }
+        auto c = api();
+        bool sent = c && (*c)->post("/v1/agent/events", {{"events", batch}}).has_value();
+        if (!sent) {
+            std::lock_guard lock(mutex);
+            batch.insert(batch.end(), events.begin(), events.end());
+            events.swap(batch);
+            while (events.size() > max_pending_events)
+                events.erase(events.begin());
+        }
+    }
+};
+
+Agent::Agent(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Agent::~Agent() = default;
+
+Result<std::unique_ptr<Agent>> Agent::open(AgentPaths paths, AgentSettings settings) {
+    HL_TRY(ensure_private_dir(paths.state));
+    Vault vault = HL_TRY(Vault::open(paths.state / "vault"));
+    auto impl = std::make_unique<Impl>(paths, std::move(settings), std::move(vault));
+    std::string clock_problem;
+    auto loaded = TrustedClock::load(impl->vault, paths.state / "clock.json");
+    if (loaded)
+        impl->clock = std::move(*loaded);
+    else
+        clock_problem = loaded.error().message; // the fresh clock replaces it at the next save
+    std::unique_ptr<Agent> agent(new Agent(std::move(impl)));
+    auto& d = *agent->impl_;
+    std::lock_guard lock(d.mutex);
+    if (auto e = d.load_enrolment(); !e)
+        d.last_error = "enrolment unreadable, log in again: " + e.error().message;
+    d.load_cached_policy();
+    if (!clock_problem.empty()) {
+        // An anchor that fails its MAC was edited: no offline lease is trusted until the
+        // server is reached again.
+        d.last_contact = 0;
+        d.trust_problem = "time anchor refused: " + clock_problem;
+        d.event("policy-refused", "", "", std::nullopt, d.trust_problem);
+    }
+    d.enforce_locked();
+    (void)d.clock.save(); // the latest time seen is remembered at once
+    return agent;
+}
+
+Status Agent::login(const std::string& server, const std::string& ca_file, const std::string& user,
+                    const std::string& password, const std::string& hostname) {
+    std::lock_guard cycle(impl_->cycle_mutex);
+    auto& d = *impl_;
+    client::ServerOptions options{server, ca_file, d.settings.network_timeout_seconds};
+    auto c = HL_TRY(client::ApiClient::open(options));
+    Json info = HL_TRY(c->get("/v1/server"));
+    Json enrolled = HL_TRY(
+        c->post("/v1/enrol", {{"user", user}, {"password", password}, {"hostname", hostname}}));
+    std::string key_hex = HL_TRY(field<std::string>(enrolled, "signing_public_key", "enrolment"));
+    if (key_hex != info.value("signing_public_key", std::string()))
+        return fail(Errc::crypto, "the server gave two different signing keys");
+    Enrolment e;
+    e.server = c->url().display;
+    while (!e.server.empty() && e.server.back() == '/')
+        e.server.pop_back();
+    e.ca_file = ca_file.empty() ? std::string() : fs::absolute(ca_file).string();
+    e.user = HL_TRY(field<std::string>(enrolled, "user", "enrolment"));
+    e.agent_id = HL_TRY(field<std::string>(enrolled, "agent_id", "enrolment"));
+    e.hostname = hostname;
+    e.server_key = HL_TRY_CTX(from_hex_fixed<32>(key_hex), "server signing key");
+    std::string token = HL_TRY(field<std::string>(enrolled, "agent_token", "enrolment"));
+
+    std::lock_guard lock(d.mutex);
+    bool same = d.enrolment && d.enrolment->user == e.user && d.enrolment->server == e.server &&
+                d.enrolment->server_key == e.server_key;
+    if (!same) {
+        // Another user or server: nothing of the previous one is kept but the image stores.
+        std::error_code ec;
+        fs::remove(d.policy_file(), ec);
+        fs::remove(d.policy_state_file(), ec);
+        d.policy.reset();
+        d.min_serial = 0;
+        d.clock.reset_policy_serial();
+        (void)d.clock.save();
+        d.last_contact = 0;
+        d.workspaces.clear();
+        d.leases.clear();
+        for (const auto& entry : fs::directory_iterator(d.paths.state / "vault", ec))
+            if (entry.path().filename().string().starts_with("image-"))
+                fs::remove(entry.path(), ec);
+    }
+    HL_TRY(d.vault.put("agent-token", as_bytes(token)));
+    Json doc = {{"server", e.server},     {"ca_file", e.ca_file},
+                {"user", e.user},         {"agent_id", e.agent_id},
+                {"hostname", e.hostname}, {"server_key", to_hex(e.server_key)}};
+    HL_TRY(d.vault.write_authenticated(d.enrolment_file(), enrolment_label, doc.dump()));
+    d.token = std::move(token);
+    d.enrolment = std::move(e);
+    d.next_refresh = 0;
+    d.last_error.clear();
+    return {};
+}
+
+Status Agent::logout() {
+    std::lock_guard cycle(impl_->cycle_mutex);
+    auto& d = *impl_;
+    std::lock_guard lock(d.mutex);
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(d.paths.state / "vault", ec))
+        if (entry.path().extension() == ".sealed")
+            fs::remove(entry.path(), ec);
+    fs::remove(d.enrolment_file(), ec);
+    fs::remove(d.policy_file(), ec);
+    fs::remove(d.policy_state_file(), ec);
+    crypto::secure_wipe(
+        MutableByteView(reinterpret_cast<std::uint8_t*>(d.token.data()), d.token.size()));
+    d.token.clear();
+    d.enrolment.reset();
+    d.policy.reset();
+    d.workspaces.clear();
+    d.leases.clear();
+    d.events.clear();
+    d.min_serial = 0;
+    d.last_contact = 0;
+    return {};
+}
+
+bool Agent::enrolled() const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->enrolment.has_value();
+}
+
+Status Agent::cycle(bool force) {
+    std::lock_guard cycle(impl_->cycle_mutex);
+    auto& d = *impl_;
+    {
+        std::lock_guard lock(d.mutex);
+        if (!d.enrolment)
+            return fail(Errc::not_found, "not logged in: run heirloom login");
+    }
+    Status first;
+    bool due = force;
+    {
+        std::lock_guard lock(d.mutex);
+        due = due || d.clock.now() >= d.next_refresh || !d.policy;
+    }
+    if (due) {
+        auto refreshed = d.refresh_policy();
+        std::lock_guard lock(d.mutex);
+        if (!refreshed) {
+            d.last_error = refreshed.error().message;
+            first = std::unexpected(refreshed.error());
+            d.next_refresh = d.clock.now() + std::min(60, d.settings.policy_refresh_seconds);
+        } else {
+            d.last_error.clear();
+        }
+        d.enforce_locked();
+    }
+    // Images are synced after a policy came from the server (so the server is reachable).
+    std::vector<std::string> ids;
+    {
+        std::lock_guard lock(d.mutex);
+        if (due && first)
+            for (const auto& [id, s] : d.workspaces)
+                ids.push_back(id);
+    }
+    for (const auto& id : ids) {
+        auto synced = d.sync_workspace(id);
+        if (!synced && first) {
+            first = std::unexpected(synced.error());
+            std::lock_guard lock(d.mutex); // try again soon: the transfer resumes where it was
+            d.next_refresh = d.clock.now() + std::min(60, d.settings.policy_refresh_seconds);
+        }
+    }
+    {
+        std::lock_guard lock(d.mutex);
+        d.enforce_locked();
+        (void)d.clock.save();
+    }
+    d.flush_events();
+    return first;
+}
+
+void Agent::enforce() {
+    std::lock_guard lock(impl_->mutex);
+    impl_->enforce_locked();
+    auto now = std::chrono::steady_clock::now();
+    if (now >= impl_->next_clock_save) {
+        (void)impl_->clock.save();
+        impl_->next_clock_save = now + std::chrono::seconds(60);
+    }
+}
+
+Status Agent::save_state() {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->clock.save();
+}
+
+Json Agent::status() {
+    auto& d = *impl_;
+    std::lock_guard lock(d.mutex);
+    Json out = {{"enrolled", d.enrolment.has_value()},
+                {"last_error", d.last_error},
+                {"trust_problem", d.trust_problem},
+                {"clock_behind_seconds", d.clock.clock_behind()},
+                {"pending_events", d.events.size()}};
+    if (d.enrolment)
+        out["enrolment"] = {{"server", d.enrolment->server},
+                            {"user", d.enrolment->user},
+                            {"agent_id", d.enrolment->agent_id}};
+    if (d.policy)
+        out["policy"] = {{"serial", d.policy->serial},
+                         {"issued_at", d.policy->issued_at},
+                         {"expires_at", d.policy->expires_at},
+                         {"last_contact", d.last_contact}};
+    Json list = Json::array();
+    for (const auto& [id, s] : d.workspaces)
+        list.push_back(to_json(s));
+    out["workspaces"] = list;
+    return out;
+}
+
+Result<policy::SignedPolicy> Agent::current_policy() {
+    std::lock_guard lock(impl_->mutex);
+    if (!impl_->policy)
+        return fail(Errc::not_found, impl_->enrolment
+                                         ? "no policy yet: the server has not been reached"
+                                         : "not logged in: run heirloom login");
+    return *impl_->policy;
+}
+
+} // namespace heirloom::agent
