@@ -30,7 +30,7 @@ command -v bc >/dev/null || { echo "bc is missing"; exit 1; }
 
 step "Building Heirloom into build/bin"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C build heirloom-image heirloom-server heirloom-admin >/dev/null
+ninja -C build heirloom-image heirloom-server heirloom-admin heirloom-agent heirloom >/dev/null
 mkdir -p "$work"
 cd "$work"
 
@@ -145,30 +145,18 @@ echo '{"workspace":"legacy","principal":{"kind":"group","name":"staff"},"control
   | admin assignment set staff-legacy --file -
 admin effective alice | python3 -c 'import json,sys; d=json.load(sys.stdin); w=d["workspaces"][0]; print("alice gets", w["workspace"]["id"], "with", w["controls"], "decided by", w["decided_by"]["clipboard"], "for the clipboard")'
 
-step "Endpoint: alice enrols, fetches her signed policy and her image key, and syncs through the server"
-rm -rf agent && mkdir -p agent/keys && chmod 700 agent agent/keys
-curl -sf --cacert server/tls.crt -X POST "$hurl/v1/enrol" \
-  -d '{"user":"alice","password":"alice-pw","hostname":"demo-pc"}' > agent/enrolment.json
-python3 - agent <<'PY'
-import json, os, sys
-d = json.load(open(os.path.join(sys.argv[1], "enrolment.json")))
-def secret(name, text):
-    path = os.path.join(sys.argv[1], name)
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-        f.write(text)
-secret("token", d["agent_token"] + "\n")
-secret("curl-auth", 'header = "Authorization: Bearer ' + d["agent_token"] + '"\n')
-open(os.path.join(sys.argv[1], "keys", "signing.pub"), "w").write(d["signing_public_key"] + "\n")
-print("enrolled endpoint", d["agent_id"], "for", d["user"])
-PY
-curl -sf --cacert server/tls.crt -K agent/curl-auth "$hurl/v1/agent/policy" \
-  | python3 -c 'import json,sys; p=json.loads(json.load(sys.stdin)["payload"]); print("signed policy serial", p["serial"], "for", p["user"], "workspaces", [w["workspace"]["id"] for w in p["workspaces"]])'
-curl -sf --cacert server/tls.crt -K agent/curl-auth "$hurl/v1/agent/images/legacy-apps/key" \
-  | python3 -c 'import json,os,sys; fd=os.open("agent/keys/family.key", os.O_WRONLY|os.O_CREAT|os.O_TRUNC, 0o600); os.write(fd, (json.load(sys.stdin)["family_secret"]+"\n").encode())'
-"$bin/heirloom-image" sync --from "$hurl/v1/images/legacy-apps/repo" --name legacy-apps \
-  --store agent/store --keys agent/keys --ca-file server/tls.crt --token-file agent/token --seed tree
-"$bin/heirloom-image" export --store agent/store --name legacy-apps --keys agent/keys --out agent/exported.vhd
-qemu-img compare v2.vhd agent/exported.vhd
+step "Endpoint: alice's agent (heirloom-agent) logs in and syncs her workspace in the background"
+rm -rf agent && mkdir -p agent/home/.config/heirloom agent/run && chmod 700 agent agent/run
+# Her endpoint already holds the application's files: Trim Transfer reuses them.
+printf '{"sync_workers": 4, "seeds": {"legacy": ["%s/tree"]}}\n' "$work" > agent/home/.config/heirloom/agent.json
+as_alice() { env -i HOME="$work/agent/home" XDG_RUNTIME_DIR="$work/agent/run" PATH=/usr/bin:/bin LANG=C.UTF-8 "$@"; }
+as_alice "$bin/heirloom-agent" 2>agent/agent.log &
+agent_pid=$!
+trap 'kill $agent_pid 2>/dev/null || true; kill $server 2>/dev/null || true; kill $hserver 2>/dev/null || true; bash "$root/installer/demo-directory.sh" stop "$work/directory"' EXIT
+for _ in $(seq 100); do as_alice "$bin/heirloom" status >/dev/null 2>&1 && break; sleep 0.1; done
+as_alice env HEIRLOOM_PASSWORD=alice-pw "$bin/heirloom" login --server "$hurl" --user alice --ca-file server/tls.crt
+as_alice "$bin/heirloom" sync --now --wait
+as_alice "$bin/heirloom" workspaces
 
 step "Access control: a contractor's endpoint is refused the image and its key"
 curl -sf --cacert server/tls.crt -X POST "$hurl/v1/enrol" \
@@ -178,9 +166,8 @@ mallory_token=$(curl -sf --cacert server/tls.crt -X POST "$hurl/v1/enrol" \
   -d '{"user":"m*a(l)lo\\ry","password":"mallory-pw","hostname":"contractor-pc"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["agent_token"])')
 printf 'header = "Authorization: Bearer %s"\n' "$mallory_token" > agent/mallory-auth
 echo "contractor asks for the key: HTTP $(curl -s -o /dev/null -w '%{http_code}' --cacert server/tls.crt -K agent/mallory-auth "$hurl/v1/agent/images/legacy-apps/key")"
-curl -s --cacert server/tls.crt -K agent/curl-auth -X POST "$hurl/v1/agent/events" \
-  -d "{\"events\":[{\"type\":\"sync-done\",\"time\":$(date +%s),\"workspace\":\"legacy\",\"image\":\"legacy-apps\",\"version\":2}]}" >/dev/null
 admin endpoints
+admin report | tail -n 5
 
 step "Done"
 printf 'Total %.1fs. Everything is in %s.\n' "$(echo "$(date +%s.%N) - $t0" | bc)" "$work"
@@ -192,4 +179,5 @@ Try next:
   $bin/heirloom-image sync --from $work/repo --name legacy-apps --store /tmp/s --keys $work/keys --json
   bash bench/run-sync-bench.sh --size-gib 1     # bytes on the wire next to rdiff, casync, zsync
   $bin/heirloom-admin --help                    # the server's admin command line (docs/api.md)
+  $bin/heirloom --help                          # the endpoint's command line (docs/agent.md)
 NEXT

@@ -478,7 +478,8 @@ struct Agent::Impl {
         s.available_version = result->version;
         std::uint64_t seeds = 0;
         for (const auto& from : result->from_seeds)
-            seeds += from.bytes;
+            if (from.seed != "zero") // all-zero blocks come from nowhere
+                seeds += from.bytes;
         if (result->changed) {
             s.bytes_network = result->bytes_fetched;
             s.bytes_seeds = seeds;
