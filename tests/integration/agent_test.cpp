@@ -150,6 +150,18 @@ TEST_CASE("agent: login, policy, background sync, a new version, revocation, log
         CHECK(none.out.find("Ledger") == std::string::npos);
     }
 
+    SECTION("an endpoint revoked by an admin loses its workspaces as their leases say") {
+        std::string id = status["enrolment"]["agent_id"].get<std::string>();
+        REQUIRE(admin->del("/v1/admin/endpoints/" + id));
+        auto r = agent.heirloom({"sync", "--now", "--wait", "--json"});
+        auto after = parse_json(r.out);
+        REQUIRE(after);
+        INFO(after->dump(2) << agent.log_text());
+        CHECK(test::AgentHome::workspace(*after, "payroll-ws")["state"] == "wiped");
+        CHECK((*after)["last_error"].get<std::string>().find("revoked") != std::string::npos);
+        CHECK_FALSE(fs::exists(agent.state() / "images" / "payroll"));
+    }
+
     SECTION("logout forgets the secrets") {
         auto r = agent.heirloom({"logout"});
         CHECK(r.exit_code == 0);
