@@ -54,6 +54,8 @@ bool AgentHome::start(const std::string& faketime) {
         env.push_back(std::string("LD_PRELOAD=") + faketime_library);
         env.push_back("FAKETIME=" + faketime);
         env.push_back("FAKETIME_DONT_RESET=1");
+        // Under AddressSanitizer the preloaded library comes before ASan's runtime.
+        env.push_back("ASAN_OPTIONS=verify_asan_link_order=0");
     }
     std::vector<std::string> argv = {(bin_dir() / "heirloom-agent").string(), "--log-level",
                                      "debug"};
