@@ -150,7 +150,8 @@ rm -rf agent && mkdir -p agent/home/.config/heirloom agent/run && chmod 700 agen
 # Her endpoint already holds the application's files: Trim Transfer reuses them.
 printf '{"sync_workers": 4, "seeds": {"legacy": ["%s/tree"]}}\n' "$work" > agent/home/.config/heirloom/agent.json
 as_alice() { env -i HOME="$work/agent/home" XDG_RUNTIME_DIR="$work/agent/run" PATH=/usr/bin:/bin LANG=C.UTF-8 "$@"; }
-as_alice "$bin/heirloom-agent" 2>agent/agent.log &
+env -i HOME="$work/agent/home" XDG_RUNTIME_DIR="$work/agent/run" PATH=/usr/bin:/bin LANG=C.UTF-8 \
+  "$bin/heirloom-agent" 2>agent/agent.log &
 agent_pid=$!
 trap 'kill $agent_pid 2>/dev/null || true; kill $server 2>/dev/null || true; kill $hserver 2>/dev/null || true; bash "$root/installer/demo-directory.sh" stop "$work/directory"' EXIT
 for _ in $(seq 100); do as_alice "$bin/heirloom" status >/dev/null 2>&1 && break; sleep 0.1; done
