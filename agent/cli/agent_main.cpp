@@ -41,6 +41,7 @@ struct Daemon {
     std::uint64_t requested = 0; // sync requests so far
     std::uint64_t completed = 0; // of them, answered by a finished round
     bool finished = false;       // the worker has left (set under mutex)
+    std::string round_error;     // of the last finished round, empty when it went well
 
     // Leases are enforced every few seconds, also while a round waits on the network.
     void enforce_leases() {
@@ -80,6 +81,7 @@ struct Daemon {
             if (!done)
                 log.warn("{}", done.error().message);
             lock.lock();
+            round_error = done ? std::string() : done.error().message;
             completed = serving;
             next_cycle = std::chrono::steady_clock::now() + std::chrono::seconds(30);
             wake.notify_all();
@@ -104,10 +106,14 @@ struct Daemon {
             std::uint64_t mine = ++requested;
             force = true;
             wake.notify_all();
-            if (request.value("wait", false))
+            Json answer = Json::object();
+            if (request.value("wait", false)) {
                 wake.wait(lock, [&] { return completed >= mine || stop.load(); });
+                answer["round_error"] = round_error;
+            }
             lock.unlock();
-            return ok({{"status", agent.status()}});
+            answer["status"] = agent.status();
+            return ok(answer);
         }
         if (command == "login") {
             auto text = [&](const char* key) {

@@ -165,6 +165,10 @@ int main(int argc, char** argv) {
             fmt::print("{}\n", (*answer)["status"].dump(2));
         else
             print_status((*answer)["status"]);
+        if (auto failed = answer->value("round_error", std::string()); !failed.empty()) {
+            fmt::print(stderr, "heirloom: the sync did not complete: {}\n", failed);
+            return 1;
+        }
         return 0;
     }
     auto answer = call({{"command", "policy"}}, 30);

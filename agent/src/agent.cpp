@@ -458,6 +458,9 @@ struct Agent::Impl {
                 o.source.bearer_token = token;
                 o.source.max_bytes_per_second = settings.max_bytes_per_second;
                 o.workers = settings.sync_workers;
+                // Received chunks are made durable often: a transfer cut by a crash or a stop
+                // loses at most this much.
+                o.checkpoint_bytes = 32ull << 20;
                 o.now = clock.now();
                 StatusProgress progress(mutex, workspaces.at(id));
                 o.progress = &progress;

@@ -192,8 +192,9 @@ TEST_CASE("agent: a sync cut by the server stopping resumes", "[agent][integrati
     bool under_way = false;
     for (int i = 0; i < 600 && !under_way; ++i) {
         Json w = test::AgentHome::workspace(agent.status(), "payroll-ws");
-        under_way =
-            w.is_object() && w.contains("progress") && w["progress"].value("done", 0ull) > 0;
+        // A third of the way, so that the cut leaves something worth keeping.
+        under_way = w.is_object() && w.contains("progress") &&
+                    w["progress"].value("done", 0ull) * 3 > w["progress"].value("total", 1ull);
         if (!under_way)
             std::this_thread::sleep_for(20ms);
     }
@@ -217,6 +218,13 @@ TEST_CASE("agent: a sync cut by the server stopping resumes", "[agent][integrati
     INFO(done.dump(2) << agent.log_text());
     CHECK(w["state"] == "ready");
     CHECK(w["current_version"] == 1);
+    // The resumed sync fetched only what the cut one had not already stored.
+    std::uint64_t repo_chunks = 0;
+    for (const auto& entry :
+         fs::recursive_directory_iterator(server.data_dir() / "images" / "payroll" / "repo"))
+        if (entry.is_regular_file() && entry.path().string().find("/chunks/") != std::string::npos)
+            repo_chunks += entry.file_size();
+    CHECK(w["bytes_network"].get<std::uint64_t>() < repo_chunks * 85 / 100);
 }
 
 TEST_CASE("agent: offline leases hold against a faked clock and tampered caches",

@@ -23,6 +23,11 @@ Result<Store> Store::open(const fs::path& dir, std::uint64_t checkpoint_bytes) {
     return Store(dir, std::move(lock), std::max<std::uint64_t>(checkpoint_bytes, 1));
 }
 
+Store::~Store() {
+    if (mutex_)
+        (void)flush();
+}
+
 bool Store::has_chunk(const ChunkId& id) const {
     std::error_code ec;
     return fs::exists(chunk_file(id), ec);

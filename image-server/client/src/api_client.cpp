@@ -118,6 +118,10 @@ Result<std::string> ApiClient::exchange(std::string_view method, std::string_vie
         std::string reason = httplib::to_string(result.error());
         if (result.error() == httplib::Error::SSLServerVerification)
             reason += " (the server's certificate is not trusted: pass its CA with --ca-file)";
+        else if (result.error() == httplib::Error::Connection)
+            reason = "cannot connect to the server (is it running, and is the address right?)";
+        else if (result.error() == httplib::Error::Read || result.error() == httplib::Error::Write)
+            reason = "the connection to the server broke (" + reason + ")";
         return fail(Errc::network, what + ": " + reason);
     }
     if (result->status >= 200 && result->status < 300)

@@ -29,6 +29,11 @@ class Store {
     // Staged chunks are made durable and moved into chunks/ every checkpoint_bytes, so an
     // interrupted sync resumes from the last checkpoint.
     static Result<Store> open(const fs::path& dir, std::uint64_t checkpoint_bytes = 256ull << 20);
+    // Flushes what is staged (best effort): a sync that fails (the server went away) keeps the
+    // verified chunks it already received, so the next one does not fetch them again.
+    ~Store();
+    Store(Store&&) noexcept = default;
+    Store& operator=(Store&&) noexcept = default;
 
     const fs::path& dir() const { return dir_; }
     fs::path chunk_file(const ChunkId& id) const { return dir_ / chunk_path(id); }
