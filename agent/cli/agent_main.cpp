@@ -43,13 +43,21 @@ struct Daemon {
     bool finished = false;       // the worker has left (set under mutex)
     std::string round_error;     // of the last finished round, empty when it went well
 
-    // Leases are enforced every few seconds, also while a round waits on the network.
+    // Leases are enforced every few seconds, also while a round waits on the network; new
+    // removable media are looked for as often.
     void enforce_leases() {
         std::unique_lock lock(mutex);
         while (!stop) {
             lock.unlock();
             agent.enforce();
+            bool media = agent.new_media();
             lock.lock();
+            if (media) {
+                log.info("removable media with a seed appeared: syncing");
+                ++requested;
+                force = true;
+                wake.notify_all();
+            }
             wake.wait_for(lock, std::chrono::seconds(5), [&] { return stop.load(); });
         }
     }

@@ -409,18 +409,27 @@ struct Agent::Impl {
         return keys;
     }
 
-    std::vector<fs::path> seeds_for(const std::string& workspace) const {
+    std::set<fs::path> media_seen; // media folders found at the last look
+
+    std::vector<fs::path> media_folders() const {
         std::vector<fs::path> out;
-        if (auto it = settings.seeds.find(workspace); it != settings.seeds.end())
-            for (const auto& folder : it->second)
-                if (fs::is_directory(folder))
-                    out.push_back(folder);
         for (const auto& root : settings.media_roots) {
             std::error_code ec;
             for (const auto& entry : fs::directory_iterator(root, ec))
                 if (entry.is_directory(ec) && trim::is_media_folder(entry.path()))
                     out.push_back(entry.path());
         }
+        return out;
+    }
+
+    std::vector<fs::path> seeds_for(const std::string& workspace) const {
+        std::vector<fs::path> out;
+        if (auto it = settings.seeds.find(workspace); it != settings.seeds.end())
+            for (const auto& folder : it->second)
+                if (fs::is_directory(folder))
+                    out.push_back(folder);
+        for (auto& folder : media_folders())
+            out.push_back(std::move(folder));
         return out;
     }
 
@@ -686,6 +695,17 @@ void Agent::enforce() {
         (void)impl_->clock.save();
         impl_->next_clock_save = now + std::chrono::seconds(60);
     }
+}
+
+bool Agent::new_media() {
+    auto& d = *impl_;
+    auto found = d.media_folders();
+    std::set<fs::path> now(found.begin(), found.end());
+    std::lock_guard lock(d.mutex);
+    bool appeared = std::any_of(now.begin(), now.end(),
+                                [&](const fs::path& p) { return !d.media_seen.contains(p); });
+    d.media_seen = std::move(now);
+    return appeared && d.enrolment.has_value();
 }
 
 Status Agent::save_state() {

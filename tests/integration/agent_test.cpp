@@ -75,6 +75,9 @@ TEST_CASE("agent: login, policy, background sync, a new version, revocation, log
     Site site;
     site.set_up(server, "stop-and-wipe");
     test::AgentHome agent;
+    fs::path media_root = agent.home() / "media";
+    fs::create_directories(media_root);
+    agent.write_settings({{"media_roots", {media_root.string()}}});
     REQUIRE(agent.start());
 
     CHECK_FALSE(agent.status().value("enrolled", true));
@@ -135,6 +138,31 @@ TEST_CASE("agent: login, policy, background sync, a new version, revocation, log
         CHECK(w2["current_version"] == 2);
         CHECK(w2["bytes_network"].get<std::uint64_t>() <
               ws["bytes_network"].get<std::uint64_t>() / 2);
+    }
+
+    SECTION("removable media, once inserted, are used at once and spare the network") {
+        test::rewrite_files(site.payroll, 8, 78);
+        REQUIRE(test::push_disk(server, site.dir / "home", "payroll", site.payroll,
+                                site.dir.path()) == 2);
+        fs::path stick = agent.home() / "stick";
+        auto made =
+            test::run({(test::bin_dir() / "heirloom-image").string(), "media", "create", "--repo",
+                       (server.data_dir() / "images" / "payroll" / "repo").string(), "--name",
+                       "payroll", "--out", stick.string(), "--quiet"});
+        INFO(made.err);
+        REQUIRE(made.exit_code == 0);
+        fs::rename(stick, media_root / "stick"); // "inserted" at once, complete
+        Json w;
+        for (int i = 0; i < 300; ++i) { // no sync --now: the agent notices the media itself
+            w = test::AgentHome::workspace(agent.status(), "payroll-ws");
+            if (w["current_version"] == 2)
+                break;
+            std::this_thread::sleep_for(100ms);
+        }
+        INFO(w.dump(2) << agent.log_text());
+        CHECK(w["current_version"] == 2);
+        CHECK(w["bytes_seeds"].get<std::uint64_t>() > 0);
+        CHECK(w["bytes_network"].get<std::uint64_t>() < 200'000); // the manifest, no chunks
     }
 
     SECTION("a revoked assignment is acted on: stopped and, as its lease says, wiped") {

@@ -83,6 +83,9 @@ class Agent {
     void enforce();
     // Saves the time anchor now (at shutdown).
     Status save_state();
+    // True when removable media with a Heirloom seed appeared under a media root since the
+    // last call (the daemon then starts a round, so an inserted stick is used at once).
+    bool new_media();
 
     Json status();
     // The apps and workspaces of the verified cached policy.
