@@ -1,3 +1,4 @@
+#include "heirloom/common/file.hpp"
 #include "heirloom/trim/chunk.hpp"
 #include "heirloom/trim/store.hpp"
 #include "support/support.hpp"
@@ -74,15 +75,26 @@ TEST_CASE("staged chunks become visible at flush, versions at commit, old ones a
     CHECK(m->version == 3);
 }
 
-TEST_CASE("reopening a store discards chunks staged by an interrupted sync", "[store]") {
+TEST_CASE("reopening a store discards chunks a crash left staged", "[store]") {
     test::TempDir dir;
-    {
-        auto store = Store::open(dir / "s");
-        REQUIRE(store);
-        REQUIRE(store->stage_chunk(ChunkId{1}, as_bytes("not durable yet")));
-    }
+    { REQUIRE(Store::open(dir / "s")); }
+    // A process killed between stage_chunk and flush leaves its file in incoming/.
+    REQUIRE(write_file_atomic(dir / "s" / "incoming" / to_hex(ChunkId{1}),
+                              as_bytes("not durable yet"), Durability::none));
     auto store = Store::open(dir / "s");
     REQUIRE(store);
     CHECK(fs::is_empty(dir / "s" / "incoming"));
     CHECK_FALSE(store->has_chunk(ChunkId{1}));
+}
+
+TEST_CASE("closing a store keeps the chunks it staged", "[store]") {
+    test::TempDir dir;
+    {
+        auto store = Store::open(dir / "s");
+        REQUIRE(store);
+        REQUIRE(store->stage_chunk(ChunkId{1}, as_bytes("received before the cut")));
+    }
+    auto store = Store::open(dir / "s");
+    REQUIRE(store);
+    CHECK(store->has_chunk(ChunkId{1}));
 }
