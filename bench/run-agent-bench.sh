@@ -66,27 +66,20 @@ if ((same_priority)); then
     direct_prefix=(nice -n 10 ionice -c 3) direct_priority=nice10-idle-io
 fi
 
-log() { printf '[agent-bench %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { echo "run-agent-bench: $*" >&2; exit 1; }
-rp() { python3 "$here/tools/report.py" "$@"; }
+bench_name=run-agent-bench bench_tag=agent-bench
+# shellcheck source=lib/common.sh
+source "$here/lib/common.sh"
 ar() { python3 "$here/tools/agent_report.py" "$@"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }'; }
 
-[[ -x /usr/sbin/nginx ]] && PATH=$PATH:/usr/sbin
-for t in python3 nginx openssl curl qemu-img awk timeout ionice /usr/bin/time; do
-    command -v "$t" >/dev/null || die "$t is not installed (bash installer/install-deps.sh)"
-done
+require_tools python3 nginx openssl curl qemu-img awk timeout ionice /usr/bin/time
 
 mkdir -p "$work" "$pair_cache"
 work=$(cd "$work" && pwd)
 pair_cache=$(cd "$pair_cache" && pwd)
 pair=$pair_cache/pair-${size_gib}g
 run=$work/run
-rm -rf "$run"
-mkdir -p "$run/logs" "$run/secrets" "$run/bin"
-chmod 700 "$run/secrets"
+fresh_run "$run"
+mkdir -p "$run/bin"
 logs=$run/logs
 results=$run/results.jsonl
 secrets=$run/secrets
@@ -118,17 +111,6 @@ step() {
 
 # ---- cleanup: every process this script starts ----------------------------------------------
 server_pid="" nginx_pid="" agent_pid="" watchdog_pid="" child_pid="" sampler_pid="" ldap_started=0
-stop_pid() { # PID: TERM, wait up to 10 s, then KILL
-    local pid=$1 _
-    [[ -n $pid ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 # The agent gets SIGTERM and up to 15 s (it gives a running round 5 s); its exit status is kept.
 agent_exit=""
 stop_agent() {
@@ -157,24 +139,16 @@ cleanup() {
     stop_pid "$sampler_pid"
     stop_agent
     for p in "$nginx_pid" "$server_pid"; do stop_pid "$p"; done
-    ((ldap_started)) && bash "$repo/installer/demo-directory.sh" stop "$run/ldap" >/dev/null 2>&1
+    ((ldap_started)) && stop_demo_directory "$run/ldap"
     rm -rf "$secrets" "$run/trash"
-    if ((!keep)); then
-        find "$run" -mindepth 1 -maxdepth 1 ! -name logs ! -name results.jsonl -exec rm -rf {} +
-    fi
+    ((keep)) || prune_run "$run"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 # Any other command that fails stops the bench (set -e): say which.
 trap 'echo "run-agent-bench: unexpected failure (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
-: >"$run/pids"
-# Stops the daemons even if this script is killed without running its trap (kill -9).
-(
-    trap - EXIT
-    while kill -0 $$ 2>/dev/null; do sleep 2; done
-    while read -r pid; do kill -TERM "$pid" 2>/dev/null || true; done <"$run/pids"
-) </dev/null >/dev/null 2>&1 &
+start_watchdog "$run/pids"
 watchdog_pid=$!
 
 # ---- programs: a private copy, so a rebuild during the run cannot change them -----------------
@@ -190,52 +164,34 @@ import json, os, sys, time
 print(json.dumps({p: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.path.getmtime(p))) for p in sys.argv[1:]}))' "${programs[@]}")
 
 # ---- the image pair (make-image-pair.sh, cached like run-sync-bench.sh's) ---------------------
-pair_args=("$pair" --size-gib "$size_gib")
-[[ -x $bin_dir/heirloom-bench-vhd-reorder ]] && pair_args+=(--bin-dir "$bin_dir")
 log "image pair $pair (made once by make-image-pair.sh, then reused)"
 t=$(now)
-step "image pair (make-image-pair.sh)" "$logs/pair.log" "$here/make-image-pair.sh" "${pair_args[@]}"
+step "image pair (make-image-pair.sh)" "$logs/pair.log" make_image_pair "$pair" "$size_gib" "$bin_dir"
 pair_seconds=$(since "$t")
-for f in v1.vhd v2.vhd pair.json; do [[ -s $pair/$f ]] || die "$pair/$f is missing after make-image-pair.sh"; done
 
 # ---- TLS: one self-signed certificate for 127.0.0.1, used by heirloom-server and nginx --------
 tls=$run/tls
 mkdir -p "$tls"
 cert=$tls/cert.pem key=$secrets/key.pem
-step "TLS certificate (openssl)" "$logs/openssl.log" \
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
-    -addext subjectAltName=IP:127.0.0.1 -keyout "$key" -out "$cert"
-chmod 600 "$key"
+step "TLS certificate (openssl)" "$logs/openssl.log" make_certificate "$cert" "$key"
 
 # ---- the directory (slapd) and heirloom-server ----------------------------------------------
 ldap_port=$(free_port)
 log "demo directory on ldap://127.0.0.1:$ldap_port"
 ldap_started=1
-step "demo directory (installer/demo-directory.sh)" "$logs/ldap.log" \
-    bash "$repo/installer/demo-directory.sh" start "$run/ldap" "$ldap_port" --stop-with $$
-
 pwfile=$secrets/ldap-password
-(umask 077 && printf '%s' service-secret >"$pwfile")
+step "demo directory (installer/demo-directory.sh)" "$logs/ldap.log" \
+    start_demo_directory "$run/ldap" "$ldap_port" "$pwfile"
+
 data=$run/server-data
 hport=$(free_port)
 hurl=https://127.0.0.1:$hport
-# wait_https URL PID WHAT LOG: until URL answers over TLS with our certificate (any HTTP status).
-wait_https() {
-    local _
-    for _ in $(seq 1 150); do
-        curl -s -o /dev/null --cacert "$cert" --max-time 2 "$1" && return 0
-        kill -0 "$2" 2>/dev/null || fail_step "start $3" "$4" "$3 exited during startup"
-        sleep 0.2
-    done
-    fail_step "start $3" "$4" "$3 did not answer on $1 within 30 s"
-}
-"$bin/heirloom-server" serve --listen "127.0.0.1:$hport" --data-dir "$data" --tls-cert "$cert" --tls-key "$key" \
-    --ldap-uri "ldap://127.0.0.1:$ldap_port" --ldap-tls plain --ldap-base-dn dc=heirloom,dc=test \
-    --ldap-bind-dn cn=heirloom-server,ou=services,dc=heirloom,dc=test \
-    --ldap-bind-password-file "$pwfile" </dev/null >"$logs/server.log" 2>&1 &
+serve_heirloom "$bin/heirloom-server" "$hport" "$data" "$cert" "$key" "$ldap_port" "$pwfile" \
+    </dev/null >"$logs/server.log" 2>&1 &
 server_pid=$!
 echo "$server_pid" >>"$run/pids"
-wait_https "$hurl/v1/server" "$server_pid" heirloom-server "$logs/server.log"
+why=$(wait_http "$hurl/v1/server" "$server_pid" "$cert") ||
+    fail_step "start heirloom-server" "$logs/server.log" "heirloom-server $why"
 log "heirloom-server on $hurl (pid $server_pid)"
 check_server() {
     kill -0 "$server_pid" 2>/dev/null || fail_step "$1" "$logs/server.log" "heirloom-server died"
@@ -264,25 +220,13 @@ push 1 "$pair/v1.vhd"
 repo_dir=$data/images/$image/repo
 [[ -d $repo_dir/chunks && -f $repo_dir/images/$image/latest ]] ||
     fail_step "image repository after the push" "$logs/server.log" "no chunks or latest pointer under $repo_dir"
-echo '{"display_name":"Payroll","image":"payroll","persistence":"persistent","memory_mib":512,"network":{"mode":"nat"}}' |
-    admin workspace set "$workspace_id" --file - >"$logs/workspace.log" 2>&1 ||
+set_payroll_workspace admin >"$logs/workspace.log" 2>&1 ||
     fail_step "heirloom-admin workspace set $workspace_id" "$logs/workspace.log" "exit status $?"
 
 git_rev=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git_dirty=false
 [[ -z $(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null) ]] || git_dirty=true
-versions=$(python3 - <<'EOF'
-import json, subprocess
-def first(cmd):
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-        return (p.stdout + p.stderr).strip().splitlines()[0]
-    except Exception:
-        return None
-print(json.dumps({"nginx": first(["nginx", "-v"]), "openssl": first(["openssl", "version"]),
-                  "curl": first(["curl", "--version"])}))
-EOF
-)
+versions=$(rp versions nginx="nginx -v" openssl="openssl version" curl="curl --version")
 rp record "$results" tool=bench scenario=setup size_gib="$size_gib" cpus="$(nproc)" runs="$runs" \
     sync_workers="$sync_workers" direct_priority="$direct_priority" agent_priority=nice10-idle-io \
     git="$git_rev" git_dirty="$git_dirty" pair_seconds="$pair_seconds" \
@@ -338,31 +282,16 @@ ar check-enrolled "$logs/agent-settle.json" 0 >"$logs/agent-settle.check" 2>&1 |
 check_agent "heirloom login (alice)"
 log "alice logged in; the agent holds her policy (no workspace yet)"
 
-echo '{"workspace":"payroll-ws","principal":{"kind":"group","name":"finance"},"controls":{"clipboard":"off","file_transfer":"off","printing":"off","removable_media":"off"},"expires_at":0,"offline_limit":86400,"on_expiry":"stop","overriding":false}' |
-    admin assignment set fin --file - >"$logs/assignment.log" 2>&1 ||
+assign_payroll_to_finance admin >"$logs/assignment.log" 2>&1 ||
     fail_step "heirloom-admin assignment set fin" "$logs/assignment.log" "exit status $?"
 
 # ---- the image key and the server's signing key, for heirloom-image -------------------------
 # A second endpoint enrolled for alice: its token fetches the key the way the agent does
 # (GET /v1/agent/images/NAME/key) and lets heirloom-image sync from the server too. Secrets go
-# through mode-600 files (curl --data-binary @file, -H @file), never the command line.
-(umask 077 && printf '{"user":"alice","password":"%s","hostname":"bench-direct"}' alice-pw >"$secrets/enrol-body.json")
-(
-    umask 077
-    curl -sS --fail-with-body --cacert "$cert" -H 'Content-Type: application/json' \
-        --data-binary "@$secrets/enrol-body.json" -o "$secrets/enrol.json" "$hurl/v1/enrol"
-) >"$logs/enrol.log" 2>&1 || fail_step "enrol a second endpoint for heirloom-image (POST /v1/enrol)" "$logs/enrol.log" "curl failed"
-rm -f "$secrets/enrol-body.json"
+# through mode-600 files (enrol_endpoint, curl -H @file), never the command line.
 token=$secrets/agent-token
-python3 - "$secrets/enrol.json" "$token" "$secrets/auth-header" <<'PY' || fail_step "agent token" "$logs/enrol.log" "no agent_token in the enrolment answer"
-import json, os, sys
-t = json.load(open(sys.argv[1]))["agent_token"]
-for path, text in ((sys.argv[2], t + "\n"), (sys.argv[3], "Authorization: Bearer " + t + "\n")):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.write(fd, text.encode())
-    os.close(fd)
-PY
-rm -f "$secrets/enrol.json"
+enrol_endpoint "$cert" "$hurl" alice alice-pw bench-direct "$secrets" >"$logs/enrol.log" 2>&1 ||
+    fail_step "enrol a second endpoint for heirloom-image (POST /v1/enrol)" "$logs/enrol.log" "enrolment failed"
 (
     umask 077
     curl -sS --fail-with-body --cacert "$cert" -H "@$secrets/auth-header" \
@@ -389,44 +318,21 @@ mkdir -p "$ngx/tmp"
 nport=$(free_port)
 nurl=https://127.0.0.1:$nport
 alog=$ngx/access.log
-{
-    ((EUID == 0)) && echo "user root root;" # workers must read the server's data folder
-    cat <<NGX
-worker_processes auto;
-pid $ngx/nginx.pid;
-error_log $ngx/error.log warn;
-events { worker_connections 1024; }
-http {
-    log_format bench '\$msec \$request_method \$uri \$status \$body_bytes_sent \$bytes_sent \$request_length';
-    access_log $alog bench;
-    client_body_temp_path $ngx/tmp/body;
-    proxy_temp_path $ngx/tmp/proxy;
-    fastcgi_temp_path $ngx/tmp/fastcgi;
-    uwsgi_temp_path $ngx/tmp/uwsgi;
-    scgi_temp_path $ngx/tmp/scgi;
-    default_type application/octet-stream;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_timeout 65s;
-    keepalive_requests 100000;
-    # No open_file_cache: it would serve the replaced latest pointer for up to a minute.
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_session_cache shared:SSL:10m;
-    server {
-        listen 127.0.0.1:$nport ssl;
-        ssl_certificate $cert;
-        ssl_certificate_key $key;
-        root $repo_dir;
-        location / { try_files \$uri =404; }
-    }
-}
+# No open_file_cache: it would serve the replaced latest pointer for up to a minute.
+http_tuning=$(cat <<NGX
+log_format bench '\$msec \$request_method \$uri \$status \$body_bytes_sent \$bytes_sent \$request_length';
+access_log $alog bench;
+tcp_nodelay on;
+keepalive_timeout 65s;
+keepalive_requests 100000;
 NGX
-} >"$ngx/nginx.conf"
-nginx -c "$ngx/nginx.conf" -p "$ngx" -e "$ngx/error.log" -g 'daemon off;' </dev/null >"$logs/nginx.log" 2>&1 &
+)
+nginx_conf "$ngx" "$nport" "$repo_dir" "$cert" "$key" \
+    "worker_processes auto; events { worker_connections 1024; }" "$http_tuning" >"$ngx/nginx.conf"
+serve_nginx "$ngx" </dev/null >"$logs/nginx.log" 2>&1 &
 nginx_pid=$!
 echo "$nginx_pid" >>"$run/pids"
-wait_https "$nurl/" "$nginx_pid" nginx "$ngx/error.log"
+why=$(wait_http "$nurl/" "$nginx_pid" "$cert") || fail_step "start nginx" "$ngx/error.log" "nginx $why"
 curl -sS --fail --cacert "$cert" -o "$run/latest-nginx" "$nurl/images/$image/latest" 2>"$logs/probe.err" ||
     fail_step "nginx serves the repository" "$logs/probe.err" "GET /images/$image/latest failed" "$ngx/error.log"
 cmp -s "$run/latest-nginx" "$repo_dir/images/$image/latest" ||
@@ -452,7 +358,6 @@ timed() {
     wait "$sampler_pid" || true
     sampler_pid=""
 }
-nginx_pids() { echo "$nginx_pid"; pgrep -P "$nginx_pid" || true; }
 minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 # Stores measured before are moved aside, not deleted, until the end of the bench: ext4 skips
 # inodes deleted in the last minutes when it allocates new ones (recently_deleted), and a sync
@@ -510,7 +415,7 @@ direct_sync() {
     shift 6
     log "$tool: $scenario (heirloom-image sync) to v$version, run $n"
     if [[ $tool == direct-nginx ]]; then
-        mapfile -t pids < <(nginx_pids)
+        mapfile -t pids < <(nginx_pids "$nginx_pid")
         mark=$(rp lines "$alog")
     else
         pids=("$server_pid")

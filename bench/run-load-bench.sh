@@ -62,31 +62,22 @@ done
 [[ -n $duration ]] || { ((quick)) && duration=3 || duration=15; }
 warmup=$((quick ? 1 : 3))
 
-log() { printf '[load-bench %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { echo "run-load-bench: $*" >&2; exit 1; }
-rp() { python3 "$here/tools/report.py" "$@"; }
+bench_name=run-load-bench bench_tag=load-bench
+# shellcheck source=lib/common.sh
+source "$here/lib/common.sh"
 lr() { python3 "$here/tools/load_report.py" "$@"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-[[ -x /usr/sbin/nginx ]] && PATH=$PATH:/usr/sbin
-for t in python3 wrk nginx openssl curl qemu-img mke2fs; do
-    command -v "$t" >/dev/null || die "$t is not installed (bash installer/install-deps.sh)"
-done
-server_bin="" admin_bin=""
-for d in "$bin_dir" "$repo/build/bin" "$repo/build-bench/bin"; do
-    [[ -n $d && -x $d/heirloom-server && -x $d/heirloom-admin ]] || continue
-    server_bin=$d/heirloom-server admin_bin=$d/heirloom-admin
-    break
-done
-[[ -n $server_bin ]] || die "heirloom-server and heirloom-admin not found: build them (cmake --build BUILD --target heirloom-server heirloom-admin) and pass --bin-dir BUILD/bin"
+require_tools python3 wrk nginx openssl curl qemu-img mke2fs
+d=$(find_bin_dir "$bin_dir" heirloom-server heirloom-admin) ||
+    die "heirloom-server and heirloom-admin not found: build them (cmake --build BUILD --target heirloom-server heirloom-admin) and pass --bin-dir BUILD/bin"
+server_bin=$d/heirloom-server admin_bin=$d/heirloom-admin
 
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 cache=$work/image
 run=$work/run
-rm -rf "$run"
-mkdir -p "$cache" "$run/logs" "$run/secrets"
-chmod 700 "$run/secrets"
+fresh_run "$run"
+mkdir -p "$cache"
 logs=$run/logs
 results=$run/results.jsonl
 failures=0
@@ -94,38 +85,19 @@ t_bench=$(date +%s)
 
 # ---- cleanup: every process this script starts ---------------------------------------------
 server_pid="" nginx_pid="" slow_pid="" wrk_pid="" sampler_pid="" watchdog_pid="" ldap_started=0
-stop_pid() { # PID: TERM, wait up to 10 s, then KILL
-    local pid=$1 _
-    [[ -n $pid ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     [[ -n $watchdog_pid ]] && kill "$watchdog_pid" 2>/dev/null
     for p in "$wrk_pid" "$sampler_pid" "$slow_pid" "$nginx_pid" "$server_pid"; do stop_pid "$p"; done
-    ((ldap_started)) && bash "$repo/installer/demo-directory.sh" stop "$run/ldap" >/dev/null 2>&1
+    ((ldap_started)) && stop_demo_directory "$run/ldap"
     rm -rf "$run/secrets"
-    if ((!keep)); then
-        find "$run" -mindepth 1 -maxdepth 1 ! -name logs ! -name results.jsonl -exec rm -rf {} +
-    fi
+    ((keep)) || prune_run "$run"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-: >"$run/pids"
-# Stops the daemons even if this script is killed without running its trap (kill -9).
-(
-    trap - EXIT
-    while kill -0 $$ 2>/dev/null; do sleep 2; done
-    while read -r pid; do kill -TERM "$pid" 2>/dev/null || true; done <"$run/pids"
-) </dev/null >/dev/null 2>&1 &
+start_watchdog "$run/pids"
 watchdog_pid=$!
 
 # ---- the image: a dynamic VHD of an ext4 file system holding the source folder, cached -------
@@ -155,47 +127,24 @@ fi
 tls=$run/tls
 mkdir -p "$tls"
 cert=$tls/cert.pem key=$run/secrets/key.pem
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
-    -addext subjectAltName=IP:127.0.0.1 -keyout "$key" -out "$cert" >"$logs/openssl.log" 2>&1 ||
+make_certificate "$cert" "$key" >"$logs/openssl.log" 2>&1 ||
     die "openssl could not make a certificate: $(tail -n 3 "$logs/openssl.log")"
-chmod 600 "$key"
 
 # ---- the directory (slapd) and heirloom-server ---------------------------------------------
 ldap_port=$(free_port)
 log "demo directory on ldap://127.0.0.1:$ldap_port"
 ldap_started=1
-bash "$repo/installer/demo-directory.sh" start "$run/ldap" "$ldap_port" --stop-with $$ \
-    >"$logs/ldap.log" 2>&1 || die "the demo directory did not start: $(tail -n 5 "$logs/ldap.log")"
-
 pwfile=$run/secrets/ldap-password
-(umask 077 && printf '%s' service-secret >"$pwfile")
+start_demo_directory "$run/ldap" "$ldap_port" "$pwfile" >"$logs/ldap.log" 2>&1 ||
+    die "the demo directory did not start: $(tail -n 5 "$logs/ldap.log")"
+
 data=$run/server-data
 hport=$(free_port)
 hurl=https://127.0.0.1:$hport
-# wait_https URL PID WHAT: until URL answers over TLS with our certificate (any HTTP status).
-wait_https() {
-    local _
-    for _ in $(seq 1 150); do
-        curl -s -o /dev/null --cacert "$cert" --max-time 2 "$1" && return 0
-        kill -0 "$2" 2>/dev/null || die "$3 exited during startup (see $logs)"
-        sleep 0.2
-    done
-    die "$3 did not answer on $1 within 30 s (see $logs)"
-}
-# start_server LOG [ARGS...]: heirloom-server on $hport with the demo directory.
-start_server() {
-    local log_file=$1
-    shift
-    "$server_bin" serve --listen "127.0.0.1:$hport" --data-dir "$data" --tls-cert "$cert" --tls-key "$key" \
-        --ldap-uri "ldap://127.0.0.1:$ldap_port" --ldap-tls plain --ldap-base-dn dc=heirloom,dc=test \
-        --ldap-bind-dn cn=heirloom-server,ou=services,dc=heirloom,dc=test \
-        --ldap-bind-password-file "$pwfile" "$@" >"$log_file" 2>&1 &
-    server_pid=$!
-    echo "$server_pid" >>"$run/pids"
-    wait_https "$hurl/v1/server" "$server_pid" heirloom-server
-}
-
-start_server "$logs/server.log"
+serve_heirloom "$server_bin" "$hport" "$data" "$cert" "$key" "$ldap_port" "$pwfile" >"$logs/server.log" 2>&1 &
+server_pid=$!
+echo "$server_pid" >>"$run/pids"
+why=$(wait_http "$hurl/v1/server" "$server_pid" "$cert") || die "heirloom-server $why (see $logs)"
 log "heirloom-server on $hurl (pid $server_pid)"
 
 # ---- push the image, assign it to finance, enrol an agent -----------------------------------
@@ -205,33 +154,18 @@ admin() { "$admin_bin" "$@"; }
 HEIRLOOM_PASSWORD=carol-pw admin login --server "$hurl" --user carol --ca-file "$cert" \
     >"$logs/admin-login.log" 2>&1 || die "heirloom-admin login failed: $(tail -n 3 "$logs/admin-login.log")"
 log "pushing the image (pack + upload)"
-t=$(date +%s.%N)
+t=$(now)
 admin image push payroll "$cache/disk.vhd" --json >"$logs/push.out" 2>"$logs/push.err" ||
     die "heirloom-admin image push failed: $(tail -n 3 "$logs/push.err")"
-push_seconds=$(python3 -c 'import sys,time; print(round(time.time()-float(sys.argv[1]),1))' "$t")
-echo '{"display_name":"Payroll","image":"payroll","persistence":"persistent","memory_mib":512,"network":{"mode":"nat"}}' |
-    admin workspace set payroll-ws --file - >"$logs/workspace.log" 2>&1 ||
+push_seconds=$(since "$t" 1)
+set_payroll_workspace admin >"$logs/workspace.log" 2>&1 ||
     die "workspace set failed: $(tail -n 3 "$logs/workspace.log")"
-echo '{"workspace":"payroll-ws","principal":{"kind":"group","name":"finance"},"controls":{"clipboard":"off","file_transfer":"off","printing":"off","removable_media":"off"},"expires_at":0,"offline_limit":86400,"on_expiry":"stop","overriding":false}' |
-    admin assignment set fin --file - >"$logs/assignment.log" 2>&1 ||
+assign_payroll_to_finance admin >"$logs/assignment.log" 2>&1 ||
     die "assignment set failed: $(tail -n 3 "$logs/assignment.log")"
 
 token=$run/secrets/agent-token
-(
-    umask 077
-    curl -sS --fail-with-body --cacert "$cert" -X POST -H 'Content-Type: application/json' \
-        "$hurl/v1/enrol" -d '{"user":"alice","password":"alice-pw","hostname":"bench"}' \
-        -o "$run/secrets/enrol.json"
-) 2>"$logs/enrol.err" || die "enrolment failed: $(cat "$logs/enrol.err" "$run/secrets/enrol.json" 2>/dev/null | tail -c 300)"
-python3 - "$run/secrets/enrol.json" "$token" "$run/secrets/auth-header" <<'EOF'
-import json, os, sys
-t = json.load(open(sys.argv[1]))["agent_token"]
-for path, text in ((sys.argv[2], t + "\n"), (sys.argv[3], "Authorization: Bearer " + t + "\n")):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.write(fd, text.encode())
-    os.close(fd)
-EOF
-rm -f "$run/secrets/enrol.json"
+enrol_endpoint "$cert" "$hurl" alice alice-pw bench "$run/secrets" 2>"$logs/enrol.err" ||
+    die "enrolment failed: $(tail -c 300 "$logs/enrol.err")"
 
 repo_dir=$data/images/payroll/repo
 [[ -d $repo_dir/chunks ]] || die "no chunks under $repo_dir after the push"
@@ -251,50 +185,27 @@ ngx=$run/nginx
 mkdir -p "$ngx/tmp"
 nport=$(free_port)
 nurl=https://127.0.0.1:$nport
-{
-    ((EUID == 0)) && echo "user root root;" # workers must read the server's data folder
-    cat <<EOF
-worker_processes auto;
-worker_rlimit_nofile 16384;
-pid $ngx/nginx.pid;
-error_log $ngx/error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log $ngx/access.log combined buffer=256k flush=5s;
-    client_body_temp_path $ngx/tmp/body;
-    proxy_temp_path $ngx/tmp/proxy;
-    fastcgi_temp_path $ngx/tmp/fastcgi;
-    uwsgi_temp_path $ngx/tmp/uwsgi;
-    scgi_temp_path $ngx/tmp/scgi;
-    default_type application/octet-stream;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_timeout 65s;
-    keepalive_requests 1000;
-    # The same request deadlines as heirloom-server's defaults (nginx's own are 60 s).
-    client_header_timeout 10s;
-    client_body_timeout 10s;
-    send_timeout 30s;
-    open_file_cache max=20000 inactive=60s;
-    open_file_cache_valid 60s;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_session_cache shared:SSL:10m;
-    ssl_session_timeout 1h;
-    server {
-        listen 127.0.0.1:$nport ssl;
-        ssl_certificate $cert;
-        ssl_certificate_key $key;
-        root $repo_dir;
-        location / { try_files \$uri =404; }
-    }
-}
+http_tuning=$(cat <<EOF
+access_log $ngx/access.log combined buffer=256k flush=5s;
+tcp_nodelay on;
+keepalive_timeout 65s;
+keepalive_requests 1000;
+# The same request deadlines as heirloom-server's defaults (nginx's own are 60 s).
+client_header_timeout 10s;
+client_body_timeout 10s;
+send_timeout 30s;
+open_file_cache max=20000 inactive=60s;
+open_file_cache_valid 60s;
+ssl_session_timeout 1h;
 EOF
-} >"$ngx/nginx.conf"
-nginx -c "$ngx/nginx.conf" -p "$ngx" -e "$ngx/error.log" -g 'daemon off;' >"$logs/nginx.log" 2>&1 &
+)
+nginx_conf "$ngx" "$nport" "$repo_dir" "$cert" "$key" \
+    "worker_processes auto; worker_rlimit_nofile 16384; events { worker_connections 8192; }" \
+    "$http_tuning" >"$ngx/nginx.conf"
+serve_nginx "$ngx" >"$logs/nginx.log" 2>&1 &
 nginx_pid=$!
 echo "$nginx_pid" >>"$run/pids"
-wait_https "$nurl/" "$nginx_pid" nginx
+why=$(wait_http "$nurl/" "$nginx_pid" "$cert") || die "nginx $why (see $logs)"
 log "nginx on $nurl (pid $nginx_pid), root $repo_dir"
 
 # The same object from both servers must be the file itself.
@@ -308,18 +219,7 @@ if ! cmp -s "$run/probe-heirloom" "$repo_dir/$probe" || ! cmp -s "$run/probe-ngi
 fi
 rm -f "$run/probe-heirloom" "$run/probe-nginx"
 
-versions=$(python3 - "$server_bin" <<'EOF'
-import json, subprocess, sys
-def first(cmd):
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-        return (p.stdout + p.stderr).strip().splitlines()[0]
-    except Exception:
-        return None
-print(json.dumps({"wrk": first(["wrk", "-v"]), "nginx": first(["nginx", "-v"]),
-                  "openssl": first(["openssl", "version"]), "python3": first(["python3", "--version"])}))
-EOF
-)
+versions=$(rp versions wrk="wrk -v" nginx="nginx -v" openssl="openssl version" python3="python3 --version")
 git_rev=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 rp record "$results" tool=bench scenario=setup quick="$quick" cpus="$(nproc)" wrk_threads="$threads" \
     duration_s="$duration" connections="$connections" slow_connections="$slow_connections" \
@@ -330,8 +230,7 @@ rp record "$results" tool=bench scenario=setup quick="$quick" cpus="$(nproc)" wr
 lua=$here/tools/load.lua
 server_pids() { # SERVER: the processes whose CPU and memory count for it
     if [[ $1 == heirloom ]]; then echo "$server_pid"; return; fi
-    echo "$nginx_pid"
-    pgrep -P "$nginx_pid" || true
+    nginx_pids "$nginx_pid"
 }
 # wrk_run SERVER CONNECTIONS SECONDS LABEL [ATTACKER_PID]: runs wrk against SERVER, output in
 # $wrk_out, while load_report.py samples the server's CPU, memory and threads into $sample_out.

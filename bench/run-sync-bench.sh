@@ -42,17 +42,16 @@ while (($#)); do
     --no-raw) raw_tools=""; shift ;;
     --allow-unshuffled) allow_unshuffled=1; shift ;;
     --keep) keep=1; shift ;;
-    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
     *) echo "run-sync-bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 
-log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
-rp() { python3 "$here/tools/report.py" "$@"; }
+bench_name=run-sync-bench bench_tag=bench
+# shellcheck source=lib/common.sh
+source "$here/lib/common.sh"
 enabled() { [[ ",$only," == *",$1,"* ]]; }
-for t in python3 qemu-img cmp /usr/bin/time; do
-    command -v "$t" >/dev/null || { echo "run-sync-bench: $t is not installed" >&2; exit 1; }
-done
+require_tools python3 qemu-img cmp /usr/bin/time
 
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
@@ -66,36 +65,20 @@ t_bench=$(date +%s)
 
 # ---- programs -------------------------------------------------------------------------------
 heirloom_image=""
-reorder_dir=""
-for d in "$bin_dir" "$repo/build/bin" "$repo/build-bench/bin"; do
-    [[ -n $d ]] || continue
-    [[ -z $heirloom_image && -x $d/heirloom-image ]] && heirloom_image=$d/heirloom-image
-    [[ -z $reorder_dir && -x $d/heirloom-bench-vhd-reorder ]] && reorder_dir=$d
-done
+if d=$(find_bin_dir "$bin_dir" heirloom-image); then heirloom_image=$d/heirloom-image; fi
+reorder_dir=$(find_bin_dir "$bin_dir" heirloom-bench-vhd-reorder) || reorder_dir=""
 
 # ---- the image pair and the ideals ------------------------------------------------------------
-pair_args=("$pair" --size-gib "$size_gib")
-[[ -n $reorder_dir ]] && pair_args+=(--bin-dir "$reorder_dir")
+pair_args=()
 ((allow_unshuffled)) && pair_args+=(--allow-unshuffled)
-t=$(date +%s.%N)
-"$here/make-image-pair.sh" "${pair_args[@]}"
-pair_seconds=$(python3 -c "import sys,time; print(round(time.time()-float(sys.argv[1]),1))" "$t")
+t=$(now)
+make_image_pair "$pair" "$size_gib" "$reorder_dir" "${pair_args[@]}"
+pair_seconds=$(since "$t" 1)
 virtual_size=$(rp get "$pair/pair.json" size_bytes)
 v2_order=$(sed -n 's/.* v2=\([^ ]*\).*/\1/p' "$pair/.vhd-done")
 
-tool_versions=$(python3 - <<'EOF'
-import json, subprocess
-def first(cmd):
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-        return (p.stdout + p.stderr).strip().splitlines()[0]
-    except Exception:
-        return None
-print(json.dumps({"rdiff": first(["rdiff", "--version"]), "casync": first(["casync", "--version"]),
-                  "zsync": first(["zsync", "-V"]), "nginx": first(["nginx", "-v"]),
-                  "qemu-img": first(["qemu-img", "--version"])}))
-EOF
-)
+tool_versions=$(rp versions rdiff="rdiff --version" casync="casync --version" zsync="zsync -V" \
+    nginx="nginx -v" qemu-img="qemu-img --version")
 rp record "$results" tool=bench scenario=setup size_gib="$size_gib" virtual_size="$virtual_size" \
     cpus="$(nproc)" v2_vhd_order="$v2_order" pair_seconds="$pair_seconds" \
     pair:="$(cat "$pair/pair.json")" versions:="$tool_versions"
@@ -124,76 +107,42 @@ watchdog_pid=""
 cleanup() {
     local rc=$?
     if [[ -n $watchdog_pid ]]; then kill "$watchdog_pid" 2>/dev/null || true; fi
-    if [[ -n $nginx_pid ]]; then
-        kill -TERM "$nginx_pid" 2>/dev/null || true
-        wait "$nginx_pid" 2>/dev/null || true
-    fi
+    stop_pid "$nginx_pid"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# start_nginx: nginx serving $run/www over HTTP on a free port (in $port), the access log in the
+# format 'bench' of report.py nginx; five ports are tried, in case another process takes one.
 start_nginx() {
-    command -v nginx >/dev/null || { [[ -x /usr/sbin/nginx ]] && PATH=$PATH:/usr/sbin; }
-    command -v nginx >/dev/null || { echo "run-sync-bench: nginx is not installed" >&2; exit 1; }
+    local try why http_tuning
+    require_tools nginx curl
     mkdir -p "$ngx/tmp"
-    local try
-    for try in 1 2 3 4 5; do
-        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-        {
-            ((EUID == 0)) && echo "user root root;" # workers must read the run folder
-            cat <<EOF
-worker_processes 2;
-pid $ngx/nginx.pid;
-error_log $ngx/error.log warn;
-events { worker_connections 1024; }
-http {
-    log_format bench '\$msec \$request_method \$uri \$status \$body_bytes_sent \$bytes_sent \$request_length';
-    access_log $ngx/access.log bench;
-    client_body_temp_path $ngx/tmp/body;
-    proxy_temp_path $ngx/tmp/proxy;
-    fastcgi_temp_path $ngx/tmp/fastcgi;
-    uwsgi_temp_path $ngx/tmp/uwsgi;
-    scgi_temp_path $ngx/tmp/scgi;
-    default_type application/octet-stream;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$port;
-        root $run/www;
-    }
-}
+    start_watchdog "$run/pids"
+    watchdog_pid=$!
+    http_tuning=$(cat <<EOF
+log_format bench '\$msec \$request_method \$uri \$status \$body_bytes_sent \$bytes_sent \$request_length';
+access_log $ngx/access.log bench;
+keepalive_requests 1000000;
 EOF
-        } >"$ngx/nginx.conf"
-        nginx -c "$ngx/nginx.conf" -p "$ngx" -e "$ngx/error.log" -g 'daemon off;' &
+    )
+    for try in 1 2 3 4 5; do
+        port=$(free_port)
+        nginx_conf "$ngx" "$port" "$run/www" "" "" "worker_processes 2; events { worker_connections 1024; }" \
+            "$http_tuning" >"$ngx/nginx.conf"
+        serve_nginx "$ngx" &
         nginx_pid=$!
-        local _
-        for _ in $(seq 1 50); do
-            if python3 -c 'import sys,urllib.request as u
-try: u.urlopen(sys.argv[1], timeout=1)
-except u.HTTPError: pass' "http://127.0.0.1:$port/" 2>/dev/null; then
-                # Stops nginx even if this script is killed without running its trap.
-                (
-                    trap - EXIT
-                    end=$((SECONDS + 7200))
-                    while kill -0 $$ 2>/dev/null && ((SECONDS < end)); do sleep 2; done
-                    kill -TERM "$nginx_pid" 2>/dev/null || true
-                ) &
-                watchdog_pid=$!
-                log "nginx serving $run/www on http://127.0.0.1:$port/"
-                return 0
-            fi
-            kill -0 "$nginx_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -TERM "$nginx_pid" 2>/dev/null || true
-        wait "$nginx_pid" 2>/dev/null || true
+        if why=$(wait_http "http://127.0.0.1:$port/" "$nginx_pid"); then
+            echo "$nginx_pid" >>"$run/pids"
+            log "nginx serving $run/www on http://127.0.0.1:$port/"
+            return 0
+        fi
+        stop_pid "$nginx_pid"
         nginx_pid=""
-        log "nginx did not start on port $port (try $try): $(tail -n 2 "$ngx/error.log" 2>/dev/null)"
+        log "nginx did not start on port $port (try $try): $why; $(tail -n 2 "$ngx/error.log" 2>/dev/null)"
     done
-    echo "run-sync-bench: could not start nginx (see $ngx/error.log)" >&2
-    exit 1
+    die "could not start nginx (see $ngx/error.log)"
 }
 start_nginx
 alog=$ngx/access.log

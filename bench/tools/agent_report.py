@@ -18,7 +18,7 @@ line, appended to RESULTS.jsonl and printed on stdout).
   agent_report.py sample OUT.json WATCH_PID BENCH_PID
       Runs while process WATCH_PID lives, every 0.2 s; then writes OUT.json: the CPU seconds
       used meanwhile outside BENCH_PID's process tree (other_cpu_seconds: other people's
-      builds; kernel_threads_cpu_seconds) and the load average (load_report.py's ForeignCpu).
+      builds; kernel_threads_cpu_seconds) and the load average (benchlib.py's ForeignCpu).
   agent_report.py ratios RESULTS.jsonl
       For each scenario, records tool=ratio for agent / direct-nginx, direct-server /
       direct-nginx and agent / direct-server, from the median seconds and bytes of the runs:
@@ -28,35 +28,13 @@ line, appended to RESULTS.jsonl and printed on stdout).
 """
 
 import json
-import os
 import statistics
 import sys
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load_report import ForeignCpu, running, snapshot  # noqa: E402
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def append(results, rec):
-    line = json.dumps(rec, separators=(",", ":"))
-    with open(results, "a") as f:
-        f.write(line + "\n")
-    print(line, flush=True)
-
-
-def cpu_seconds(pids):
-    total = 0
-    for pid in pids:
-        try:
-            text = open(f"/proc/{pid}/stat").read()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return round(total / TICK, 2)
+from benchlib import (ForeignCpu, append, cpu_seconds, loadavg, print_table,  # noqa: E402
+                      read_results, run_command, running, snapshot)
 
 
 def peak_rss(pid):
@@ -110,17 +88,6 @@ def cmd_check_workspace(args):
         sys.exit("; ".join(problems))
 
 
-def read(results):
-    rows = []
-    try:
-        for line in open(results):
-            if line.strip():
-                rows.append(json.loads(line))
-    except OSError:
-        pass
-    return rows
-
-
 TOOLS = ("agent", "direct-server", "direct-nginx")
 SCENARIOS = ("first-sync", "update")
 
@@ -141,7 +108,7 @@ def median(runs, key):
 
 def cmd_ratios(args):
     results = args[0]
-    m = measured(read(results))
+    m = measured(read_results(results))
     for scenario in SCENARIOS:
         for a, b in (("agent", "direct-nginx"), ("direct-server", "direct-nginx"),
                      ("agent", "direct-server")):
@@ -166,7 +133,7 @@ def fmt_s(n, digits=2):
 
 
 def cmd_summary(args):
-    rows = read(args[0])
+    rows = read_results(args[0])
     m = measured(rows)
     hdr = ("tool", "scenario", "v", "seconds (min-max)", "MB from source", "MB/s", "requests",
            "client CPU s", "server CPU s", "other CPU s", "x nginx s", "x nginx bytes")
@@ -187,9 +154,7 @@ def cmd_summary(args):
                           fmt_s(median(runs, "server_cpu_seconds")),
                           fmt_s(median(runs, "other_cpu_seconds")),
                           fmt_s(q.get("seconds_ratio")), fmt_s(q.get("bytes_ratio"), 4)))
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(hdr))]
-    for row in table:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    print_table(table)
     for r in rows:
         if r.get("tool") == "check":
             print(f"check: export of {r.get('scenario')} {'identical to' if r.get('identical') else 'DIFFERS from'}"
@@ -208,31 +173,15 @@ def cmd_sample(args):
     other, kernel = foreign.seconds()
     with open(out, "w") as f:
         json.dump({"other_cpu_seconds": round(other, 2), "kernel_threads_cpu_seconds": round(kernel, 2),
-                   "loadavg": open("/proc/loadavg").read().split()[0]}, f)
+                   "loadavg": loadavg()}, f)
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    cmd, args = sys.argv[1], sys.argv[2:]
-    if cmd == "cpu":
-        print(cpu_seconds(args))
-    elif cmd == "peak-rss":
-        print(peak_rss(args[0]))
-    elif cmd == "workspace":
-        cmd_workspace(args)
-    elif cmd == "check-enrolled":
-        cmd_check_enrolled(args)
-    elif cmd == "check-workspace":
-        cmd_check_workspace(args)
-    elif cmd == "sample":
-        cmd_sample(args)
-    elif cmd == "ratios":
-        cmd_ratios(args)
-    elif cmd == "summary":
-        cmd_summary(args)
-    else:
-        sys.exit(__doc__)
+    run_command(__doc__, {"cpu": lambda args: print(round(cpu_seconds(args), 2)),
+                          "peak-rss": lambda args: print(peak_rss(args[0])),
+                          "workspace": cmd_workspace, "check-enrolled": cmd_check_enrolled,
+                          "check-workspace": cmd_check_workspace, "sample": cmd_sample,
+                          "ratios": cmd_ratios, "summary": cmd_summary})
 
 
 if __name__ == "__main__":

@@ -24,32 +24,12 @@ one JSON object a line, appended to RESULTS.jsonl and printed on stdout).
 """
 
 import json
-import os
 import sys
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import last_json, parse_value  # noqa: E402
-
-
-def append(results, rec):
-    line = json.dumps(rec, separators=(",", ":"))
-    with open(results, "a") as f:
-        f.write(line + "\n")
-    print(line, flush=True)
-
-
-def fields(args):
-    rec = {}
-    for a in args:
-        if ":=" in a:
-            k, v = a.split(":=", 1)
-            rec[k] = json.loads(v)
-        else:
-            k, v = a.split("=", 1)
-            rec[k] = parse_value(v)
-    return rec
+from benchlib import (ForeignCpu, append, cpu_seconds, fields, last_json, loadavg,  # noqa: E402
+                      print_table, read_results, run_command, running, snapshot)
 
 
 def cmd_wrk(args):
@@ -87,21 +67,12 @@ def cmd_wrk(args):
     append(results, rec)
 
 
-def read(results):
-    rows = []
-    with open(results) as f:
-        for line in f:
-            if line.strip():
-                rows.append(json.loads(line))
-    return rows
-
-
 def measured(rows):
     return [r for r in rows if r.get("tool") in ("heirloom", "nginx") and "requests_per_s" in r]
 
 
 def cmd_ratios(args):
-    rows = measured(read(args[0]))
+    rows = measured(read_results(args[0]))
     by = {(r["tool"], r["scenario"], r["connections"]): r for r in rows}
     for (tool, scenario, conns), h in list(by.items()):
         n = by.get(("nginx", scenario, conns))
@@ -118,7 +89,7 @@ def cmd_ratios(args):
 
 
 def cmd_summary(args):
-    rows = read(args[0])
+    rows = read_results(args[0])
     hdr = ("server", "scenario", "conns", "req/s", "MB/s", "p50 ms", "p99 ms", "errors",
            "CPU us/req", "threads", "x nginx req/s", "other CPU s")
     ratios = {(r["scenario"], r["connections"]): r for r in rows if r.get("tool") == "ratio"}
@@ -133,9 +104,7 @@ def cmd_summary(args):
                       str(r.get("server_peak_threads", "-")),
                       f"{ra['requests_per_s']:.2f}" if ra and ra.get("requests_per_s") else "",
                       str(r.get("other_cpu_seconds", "-"))))
-    widths = [max(len(row[i]) for row in table) for i in range(len(hdr))]
-    for row in table:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    print_table(table)
     for r in rows:
         if r.get("tool") == "slowloris":
             s = r.get("slowloris", {})
@@ -152,27 +121,6 @@ def cmd_summary(args):
             print(f"{r.get('tool')} {r.get('scenario')}: FAILED: {r['error']}")
 
 
-def proc_stat(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        text = f.read()
-    return text[text.rindex(")") + 2:].split()
-
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids):
-    """CPU seconds (user + system, all threads) used so far by these processes."""
-    total = 0
-    for pid in pids:
-        try:
-            st = proc_stat(pid)
-        except OSError:
-            continue
-        total += int(st[11]) + int(st[12])  # utime, stime (fields 14 and 15)
-    return total / TICK
-
-
 def rss_threads(pids):
     rss = threads = 0
     for pid in pids:
@@ -186,64 +134,6 @@ def rss_threads(pids):
         except OSError:
             continue
     return rss, threads
-
-
-def snapshot():
-    """pid -> (ppid, CPU seconds so far, kernel thread?) for every process."""
-    procs = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            st = proc_stat(pid)
-        except OSError:
-            continue
-        ppid = st[1]
-        procs[pid] = (ppid, (int(st[11]) + int(st[12])) / TICK, pid == "2" or ppid == "2")
-    return procs
-
-
-class ForeignCpu:
-    """CPU used by processes outside the process tree of one pid, from snapshots taken often:
-    a process that exits between two snapshots loses only what it used since the last one."""
-
-    def __init__(self, ours):
-        self.ours = ours
-        self.first = {}
-        self.last = {}
-        self.kernel = set()
-        self.add(snapshot(), baseline=True)
-
-    def descends(self, pid, procs):
-        for _ in range(64):
-            if pid == self.ours:
-                return True
-            if pid not in procs:
-                return False
-            pid = procs[pid][0]
-        return False
-
-    def add(self, procs, baseline=False):
-        for pid, (_, cpu, kthread) in procs.items():
-            if self.descends(pid, procs):
-                continue
-            self.first.setdefault(pid, cpu if baseline else 0.0)
-            self.last[pid] = cpu
-            if kthread:
-                self.kernel.add(pid)
-
-    def seconds(self):
-        """(user-space processes, kernel threads)"""
-        used = {pid: self.last[pid] - self.first[pid] for pid in self.last}
-        kernel = sum(v for pid, v in used.items() if pid in self.kernel)
-        return sum(used.values()) - kernel, kernel
-
-
-def running(pid):
-    try:
-        return proc_stat(pid)[0] != "Z"
-    except OSError:
-        return False
 
 
 def cmd_sample(args):
@@ -269,17 +159,11 @@ def cmd_sample(args):
                    "attacker_cpu_seconds": round(a_last, 2) if attackers else None,
                    "other_cpu_seconds": round(other, 2),
                    "kernel_threads_cpu_seconds": round(kernel, 2),
-                   "loadavg": open("/proc/loadavg").read().split()[0]}, f)
+                   "loadavg": loadavg()}, f)
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    cmd, args = sys.argv[1], sys.argv[2:]
-    commands = {"wrk": cmd_wrk, "ratios": cmd_ratios, "summary": cmd_summary, "sample": cmd_sample}
-    if cmd not in commands:
-        sys.exit(__doc__)
-    commands[cmd](args)
+    run_command(__doc__, {"wrk": cmd_wrk, "ratios": cmd_ratios, "summary": cmd_summary, "sample": cmd_sample})
 
 
 if __name__ == "__main__":

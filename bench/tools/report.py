@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Small helpers for run-sync-bench.sh: result records, nginx access-log sums, summaries.
+"""Small helpers for the benchmark scripts: result records, nginx access-log sums, the summary of
+run-sync-bench.sh (the shared code is in benchlib.py).
 
   report.py record RESULTS.jsonl key=value ... key:=JSON ... [@file.json]
       Builds one result object, adds ratio_to_ideal when bytes_on_wire and ideal_bytes are
@@ -14,6 +15,8 @@
   report.py get FILE KEY        a top-level value from a JSON file (dotted keys for nesting)
   report.py casync-new-chunks STORE_OLD STORE_NEW
       Chunk files in STORE_NEW whose names are not in STORE_OLD: JSON {"chunks","bytes"}.
+  report.py versions NAME=COMMAND...
+      JSON {NAME: the first line COMMAND prints, or null}: the versions of the tools measured.
   report.py summary RESULTS.jsonl
       A human table of the results (to stdout; the caller sends it to stderr).
 """
@@ -22,61 +25,20 @@ import json
 import os
 import sys
 
-
-def parse_value(v):
-    if v in ("true", "false"):
-        return v == "true"
-    if v in ("null", ""):
-        return None
-    for conv in (int, float):
-        try:
-            return conv(v)
-        except ValueError:
-            pass
-    return v
-
-
-def last_json(path):
-    try:
-        text = open(path, encoding="utf-8", errors="replace").read()
-    except OSError:
-        return None
-    dec = json.JSONDecoder()
-    found, i = None, 0
-    while True:
-        j = text.find("{", i)
-        if j < 0:
-            return found
-        try:
-            obj, end = dec.raw_decode(text, j)
-            found, i = obj, end
-        except ValueError:
-            i = j + 1
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from benchlib import (append, fields, last_json, print_table, read_results, run_command,  # noqa: E402
+                      tool_versions)
 
 
 def cmd_record(args):
-    out = args[0]
-    rec = {}
-    for a in args[1:]:
-        if ":=" in a:
-            k, v = a.split(":=", 1)
-            rec[k] = json.loads(v)
-        elif "@=" in a:
-            k, v = a.split("@=", 1)
-            rec[k] = last_json(v)
-        else:
-            k, v = a.split("=", 1)
-            rec[k] = parse_value(v)
+    rec = fields(args[1:])
     b, ideal = rec.get("bytes_on_wire"), rec.get("ideal_bytes")
     if isinstance(b, (int, float)) and isinstance(ideal, (int, float)) and ideal > 0:
         rec["ratio_to_ideal"] = round(b / ideal, 3)
     iz = rec.get("ideal_zstd_bytes")
     if isinstance(b, (int, float)) and isinstance(iz, (int, float)) and iz > 0:
         rec["ratio_to_ideal_zstd"] = round(b / iz, 3)
-    line = json.dumps(rec, separators=(",", ":"))
-    with open(out, "a") as f:
-        f.write(line + "\n")
-    print(line, flush=True)
+    append(args[0], rec)
 
 
 def cmd_nginx(args):
@@ -124,17 +86,10 @@ def fmt_bytes(n):
 
 
 def cmd_summary(args):
-    rows = []
-    try:
-        for line in open(args[0]):
-            if line.strip():
-                rows.append(json.loads(line))
-    except OSError:
-        pass
     hdr = ("tool", "scenario", "image", "on wire", "ideal", "x ideal", "x zstd ideal", "seconds",
            "peak RSS")
     table, failed = [hdr], []
-    for r in rows:
+    for r in read_results(args[0]):
         if r.get("tool") in ("ideal", "bench"):
             continue
         if r.get("error"):
@@ -149,42 +104,38 @@ def cmd_summary(args):
                       f"{rz:.2f}" if isinstance(rz, (int, float)) else "-",
                       f"{secs:.1f}" if isinstance(secs, (int, float)) else "-",
                       f"{rss / 1024:.0f} MB" if isinstance(rss, (int, float)) else "-"))
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(hdr))]
-    for row in table:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    print_table(table)
     for line in failed:
         print(line)
 
 
+def cmd_lines(args):
+    try:
+        print(sum(1 for _ in open(args[0], "rb")))
+    except OSError:
+        print(0)
+
+
+def cmd_last_json(args):
+    obj = last_json(args[0])
+    if obj is None:
+        sys.exit(1)
+    print(json.dumps(obj, separators=(",", ":")))
+
+
+def cmd_get(args):
+    v = json.load(open(args[0]))
+    for k in args[1].split("."):
+        v = v.get(k) if isinstance(v, dict) else None
+    print("" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v))
+
+
 def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    cmd, args = sys.argv[1], sys.argv[2:]
-    if cmd == "record":
-        cmd_record(args)
-    elif cmd == "nginx":
-        cmd_nginx(args)
-    elif cmd == "lines":
-        try:
-            print(sum(1 for _ in open(args[0], "rb")))
-        except OSError:
-            print(0)
-    elif cmd == "last-json":
-        obj = last_json(args[0])
-        if obj is None:
-            sys.exit(1)
-        print(json.dumps(obj, separators=(",", ":")))
-    elif cmd == "get":
-        v = json.load(open(args[0]))
-        for k in args[1].split("."):
-            v = v.get(k) if isinstance(v, dict) else None
-        print("" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v))
-    elif cmd == "casync-new-chunks":
-        cmd_casync_new_chunks(args)
-    elif cmd == "summary":
-        cmd_summary(args)
-    else:
-        sys.exit(__doc__)
+    run_command(__doc__, {"record": cmd_record, "nginx": cmd_nginx, "lines": cmd_lines,
+                          "last-json": cmd_last_json, "get": cmd_get,
+                          "casync-new-chunks": cmd_casync_new_chunks,
+                          "versions": lambda args: print(json.dumps(tool_versions(args))),
+                          "summary": cmd_summary})
 
 
 if __name__ == "__main__":
