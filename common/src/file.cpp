@@ -98,10 +98,12 @@ Result<Container> read_whole(const fs::path& path, std::uint64_t max_size) {
     Container data;
     Status read;
     if constexpr (std::is_same_v<Container, std::string>) {
-        // No zero-filling first: the server reads every chunk it serves through here.
-        data.resize_and_overwrite(size, [&](char* out, std::size_t n) {
+        // No zero-filling first: the server reads every chunk it serves through here. The
+        // length returned is size, not the callback's second argument: libstdc++ 12 passes
+        // the new capacity there (30 for a 16-byte string), which would append garbage.
+        data.resize_and_overwrite(size, [&](char* out, std::size_t) {
             read = read_into(out);
-            return read ? n : 0;
+            return read ? static_cast<std::size_t>(size) : 0;
         });
     } else {
         data.resize(size);
