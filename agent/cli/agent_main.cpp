@@ -142,6 +142,25 @@ struct Daemon {
             auto done = agent.logout();
             return done ? ok() : error(done.error());
         }
+        if (command == "launch") {
+            std::vector<std::string> args;
+            if (request.contains("args") && request["args"].is_array())
+                for (const auto& a : request["args"])
+                    if (a.is_string())
+                        args.push_back(a.get<std::string>());
+            std::string id = request.value("app", std::string());
+            log.info("launching {}", id);
+            auto done = agent.launch(id, args);
+            if (!done) {
+                log.warn("launch of {} failed: {}", id, done.error().message);
+                return error(done.error());
+            }
+            return ok({{"launch", *done}});
+        }
+        if (command == "stop") {
+            auto done = agent.stop_workspace(request.value("workspace", std::string()));
+            return done ? ok() : error(done.error());
+        }
         if (command == "policy") {
             auto p = agent.current_policy();
             if (!p)

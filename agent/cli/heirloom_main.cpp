@@ -71,6 +71,14 @@ void print_status(const Json& s) {
         fmt::print("  lease      {}{}\n", lease.empty() ? "-" : lease,
                    w.value("lease_ends", 0ll) > 0 ? ", ends " + when(w.value("lease_ends", 0ll))
                                                   : "");
+        if (w.contains("vm")) {
+            const Json& vm = w["vm"];
+            std::string vm_state = vm.value("state", "stopped");
+            if (vm.contains("accel"))
+                vm_state += fmt::format(" ({}, image v{})", vm.value("accel", ""),
+                                     vm.value("image_version", 0ull));
+            fmt::print("  vm         {}\n", vm_state);
+        }
         if (auto err = w.value("last_error", std::string()); !err.empty())
             fmt::print("  error      {}\n", err);
     }
@@ -109,6 +117,19 @@ int main(int argc, char** argv) {
     workspaces->add_flag("--json", json, "machine-readable");
     auto* apps = app.add_subcommand("apps", "the applications your policy publishes to you");
     apps->add_flag("--json", json, "machine-readable");
+
+    std::string app_id, workspace_id;
+    std::vector<std::string> app_args;
+    auto* launch = app.add_subcommand(
+        "launch", "start a published application (its workspace's VM starts first if needed); "
+                  "its windows appear on your desktop");
+    launch->add_option("app", app_id, "the application's id (heirloom apps lists them)")
+        ->required();
+    launch->add_option("args", app_args, "arguments passed to the application in the guest");
+    launch->add_flag("--json", json, "machine-readable");
+    auto* stop = app.add_subcommand(
+        "stop", "shut a workspace's VM down (a revertible workspace forgets its changes)");
+    stop->add_option("workspace", workspace_id, "the workspace's id")->required();
     CLI11_PARSE(app, argc, argv);
 
     auto paths = default_paths();
@@ -142,6 +163,27 @@ int main(int argc, char** argv) {
         fmt::print("Logged in as {} at {}. Your workspaces sync in the background: heirloom "
                    "status\n",
                    user, server);
+        return 0;
+    }
+    if (*launch) {
+        Json request = {{"command", "launch"}, {"app", app_id}, {"args", app_args}};
+        auto answer = call(request, 3600);
+        if (!answer)
+            return fail_with(answer.error());
+        const Json& r = (*answer)["launch"];
+        if (json)
+            fmt::print("{}\n", r.dump(2));
+        else
+            fmt::print("Started {} in {} ({} launch, {:.1f} s, {}).\n", r.value("app", ""),
+                       r.value("workspace", ""), r.value("cold", false) ? "cold" : "warm",
+                       r.value("seconds", 0.0), r.value("accel", ""));
+        return 0;
+    }
+    if (*stop) {
+        auto answer = call({{"command", "stop"}, {"workspace", workspace_id}}, 60);
+        if (!answer)
+            return fail_with(answer.error());
+        fmt::print("Stopped {}.\n", workspace_id);
         return 0;
     }
     if (app.got_subcommand("logout")) {

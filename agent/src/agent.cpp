@@ -1,14 +1,18 @@
 #include "heirloom/agent/agent.hpp"
 
+#include "heirloom/agent/workspace_vm.hpp"
 #include "heirloom/client/api_client.hpp"
 #include "heirloom/common/url.hpp"
+#include "heirloom/trim/image_reader.hpp"
 #include "heirloom/trim/keys.hpp"
 #include "heirloom/trim/progress.hpp"
 #include "heirloom/trim/store.hpp"
 #include "heirloom/trim/sync.hpp"
 
 #include <algorithm>
+#include <fmt/format.h>
 #include <set>
+#include <sys/stat.h>
 
 namespace heirloom::agent {
 namespace {
@@ -95,6 +99,15 @@ Result<AgentSettings> parse_settings(std::string_view text) {
             } else if (key == "media_roots") {
                 for (const auto& folder : value.get<std::vector<std::string>>())
                     s.media_roots.push_back(folder);
+            } else if (key == "vm_boot_timeout_seconds") {
+                s.vm_boot_timeout_seconds = std::clamp(value.get<int>(), 10, 3600);
+            } else if (key == "vm_display") {
+                s.vm_display = value.get<bool>();
+            } else if (key == "accel") {
+                s.accel = value.get<std::string>();
+                if (s.accel != "auto" && s.accel != "kvm" && s.accel != "tcg")
+                    return fail(Errc::invalid_argument,
+                                "agent settings: accel must be auto, kvm or tcg");
             } else
                 return fail(Errc::invalid_argument,
                             "agent settings: unknown key '" + printable(key) + "'");
@@ -139,6 +152,29 @@ struct Agent::Impl {
     std::chrono::steady_clock::time_point next_clock_save{};
 
     std::mutex cycle_mutex; // one cycle at a time
+
+    // Running workspace VMs. vm_mutex guards the map and is held while one starts, so a
+    // workspace never gets two VMs; status() only looks when it is free.
+    std::mutex vm_mutex;
+    std::map<std::string, std::unique_ptr<WorkspaceVm>> vms;
+    std::set<std::string> vms_to_stop;   // (under mutex) revoked or expired: enforce() stops them
+    std::set<std::string> images_in_use; // (under mutex) by a running VM: not pruned by a sync
+
+    fs::path overlays() const { return paths.state / "overlays"; }
+    fs::path overlay_file(const std::string& id) const { return overlays() / (id + ".qcow2"); }
+    fs::path overlay_base_file(const std::string& id) const { return overlays() / (id + ".base"); }
+    static std::string overlay_secret_name(const std::string& id) { return "overlay-" + id; }
+
+    // Deletes a workspace's overlay (the user's writes) and its key.
+    void wipe_overlay(const std::string& id) {
+        std::error_code ec;
+        for (const auto& entry : fs::directory_iterator(overlays(), ec)) {
+            std::string name = entry.path().filename().string();
+            if (name.starts_with(id + ".") && (name.ends_with(".qcow2") || name.ends_with(".base")))
+                fs::remove(entry.path(), ec);
+        }
+        (void)vault.remove(overlay_secret_name(id));
+    }
 
     fs::path enrolment_file() const { return paths.state / "enrolment.json"; }
     fs::path policy_file() const { return paths.state / "policy.signed"; }
@@ -281,8 +317,10 @@ struct Agent::Impl {
         auto& s = workspaces[id];
         s.state = "revoked";
         s.last_error = why;
+        vms_to_stop.insert(id);
         event("lease-expired", id, s.image, s.current_version, why);
         if (lease.on_expiry == policy::OnExpiry::stop_and_wipe) {
+            wipe_overlay(id);
             wipe_image(id, s.image);
             s.state = "wiped";
             s.current_version.reset();
@@ -320,8 +358,10 @@ struct Agent::Impl {
                 if (s.state != "expired" && s.state != "wiped") {
                     s.state = "expired";
                     s.last_error = "the lease ended: connect to the server to renew it";
+                    vms_to_stop.insert(id);
                     event("lease-expired", id, s.image, s.current_version, s.last_error);
                     if (lease->second.on_expiry == policy::OnExpiry::stop_and_wipe) {
+                        wipe_overlay(id);
                         wipe_image(id, s.image);
                         s.state = "wiped";
                         s.current_version.reset();
@@ -471,6 +511,12 @@ struct Agent::Impl {
                 // loses at most this much.
                 o.checkpoint_bytes = 32ull << 20;
                 o.now = clock.now();
+                {
+                    // A running VM reads its version's chunks: keep every version until it stops.
+                    std::lock_guard lock(mutex);
+                    if (images_in_use.contains(image))
+                        o.keep_versions = 1u << 20;
+                }
                 StatusProgress progress(mutex, workspaces.at(id));
                 o.progress = &progress;
                 result = trim::sync_image(o, *keys);
@@ -500,6 +546,111 @@ struct Agent::Impl {
                       std::to_string(seeds) + " from this endpoint");
         }
         return {};
+    }
+
+    // Starts the VM of workspace w on the given stored version of its image.
+    Result<std::unique_ptr<WorkspaceVm>> start_vm(const policy::EffectiveWorkspace& w,
+                                                  std::uint64_t version) {
+        const std::string& id = w.workspace.id;
+        const std::string& image = w.image.name;
+        Bytes secret = HL_TRY_CTX(vault.get(image_secret_name(image)),
+                                  "the key of image '" + image + "' (sync it first)");
+        if (secret.size() != 32)
+            return fail(Errc::corrupt, "the stored key of image '" + image + "' is damaged");
+        crypto::Key k;
+        std::copy(secret.begin(), secret.end(), k.begin());
+        crypto::secure_wipe(secret);
+        trim::FamilyKeys family(k);
+        crypto::secure_wipe(k);
+        fs::path store = paths.image_store(image);
+        auto manifest =
+            HL_TRY(trim::read_stored_manifest(store, image, version, enrolment->server_key));
+        auto reader = HL_TRY(trim::ImageReader::open(store, std::move(manifest), family));
+
+        HL_TRY(ensure_private_dir(overlays()));
+        bool revertible = w.workspace.persistence == policy::Persistence::revertible;
+        std::error_code ec;
+        // The overlay holds block-level changes to one version of the image: on another
+        // version it would corrupt the guest's file system. A revertible workspace starts
+        // clean anyway; a persistent one keeps the old overlay next to the new one.
+        auto base = read_text_file(overlay_base_file(id), 64);
+        if (fs::exists(overlay_file(id), ec) &&
+            (revertible || !base || *base != std::to_string(version))) {
+            if (revertible || !base) {
+                fs::remove(overlay_file(id), ec);
+            } else {
+                fs::path kept = overlays() / fmt::format("{}.v{}.qcow2", id, *base);
+                fs::rename(overlay_file(id), kept, ec);
+                event("overlay-kept", id, image, version,
+                      "the image changed under a persistent workspace: its previous changes "
+                      "are kept in " +
+                          kept.filename().string());
+            }
+        }
+        std::string overlay_key;
+        if (auto stored = vault.get(overlay_secret_name(id));
+            stored && fs::exists(overlay_file(id)))
+            overlay_key.assign(stored->begin(), stored->end());
+        else {
+            fs::remove(overlay_file(id), ec); // an overlay without its key is unreadable
+            overlay_key = new_overlay_key();
+            HL_TRY(vault.put(overlay_secret_name(id), as_bytes(overlay_key)));
+        }
+        WorkspaceVmConfig c;
+        c.id = id;
+        c.display_name = w.workspace.display_name;
+        c.colour = w.workspace.frame_colour;
+        c.store_dir = store;
+        c.image = std::make_shared<trim::ImageReader>(std::move(reader));
+        c.run_dir = paths.runtime / "vms" / id;
+        c.overlay = overlay_file(id);
+        c.overlay_key = std::move(overlay_key);
+        c.revertible = revertible;
+        c.memory_mib = w.workspace.memory_mib;
+        c.network = w.workspace.network.mode != policy::NetworkMode::off;
+        auto flow = [](policy::DataFlow f) {
+            switch (f) {
+            case policy::DataFlow::host_to_guest:
+                return guest::Direction::host_to_guest;
+            case policy::DataFlow::guest_to_host:
+                return guest::Direction::guest_to_host;
+            case policy::DataFlow::both:
+                return guest::Direction::both;
+            case policy::DataFlow::off:
+                break;
+            }
+            return guest::Direction::off;
+        };
+        c.controls.clipboard = flow(w.controls.clipboard);
+        c.controls.file_transfer = flow(w.controls.file_transfer);
+        c.controls.printing = w.controls.printing == policy::Printing::on;
+        c.controls.removable_media = w.controls.removable_media != policy::RemovableMedia::off;
+        c.display = settings.vm_display;
+        if (settings.accel == "kvm")
+            c.accel = Accel::kvm;
+        else if (settings.accel == "tcg")
+            c.accel = Accel::tcg;
+        c.on_event = [this, id, image, version](const std::string& type, const Json& detail) {
+            if (type != "guest-error" && type != "image-read-error" &&
+                type != "guest-channel-closed")
+                return;
+            std::lock_guard lock(mutex);
+            event(type, id, image, version, detail.value("message", std::string()));
+        };
+        ::chmod(paths.runtime.c_str(), 0700);
+        auto vm = HL_TRY(WorkspaceVm::start(std::move(c)));
+        HL_TRY(write_file_atomic(overlay_base_file(id), as_bytes(std::to_string(version)),
+                                 Durability::fsync, FileMode::owner_only));
+        std::lock_guard lock(mutex);
+        images_in_use.insert(image);
+        return vm;
+    }
+
+    // After a VM stopped: its image may be pruned again.
+    void vm_stopped(const std::string& id) {
+        std::lock_guard lock(mutex);
+        if (auto it = workspaces.find(id); it != workspaces.end())
+            images_in_use.erase(it->second.image);
     }
 
     void flush_events() {
@@ -688,13 +839,143 @@ Status Agent::cycle(bool force) {
 }
 
 void Agent::enforce() {
-    std::lock_guard lock(impl_->mutex);
-    impl_->enforce_locked();
-    auto now = std::chrono::steady_clock::now();
-    if (now >= impl_->next_clock_save) {
-        (void)impl_->clock.save();
-        impl_->next_clock_save = now + std::chrono::seconds(60);
+    auto& d = *impl_;
+    std::set<std::string> stop;
+    {
+        std::lock_guard lock(d.mutex);
+        d.enforce_locked();
+        auto now = std::chrono::steady_clock::now();
+        if (now >= d.next_clock_save) {
+            (void)d.clock.save();
+            d.next_clock_save = now + std::chrono::seconds(60);
+        }
+        stop = d.vms_to_stop;
     }
+    // VMs are looked after when no launch is starting one (else at the next round, seconds
+    // later): revoked or expired ones stop, dead ones restart and the user is told.
+    std::unique_lock vl(d.vm_mutex, std::try_to_lock);
+    if (!vl)
+        return;
+    for (const auto& id : stop) {
+        if (auto it = d.vms.find(id); it != d.vms.end()) {
+            it->second->stop(std::chrono::seconds(5));
+            d.vms.erase(it);
+            d.vm_stopped(id);
+        }
+        std::lock_guard lock(d.mutex);
+        d.vms_to_stop.erase(id);
+    }
+    for (auto& [id, vm] : d.vms) {
+        if (vm->state() != "died")
+            continue;
+        auto code = vm->vm().exit_code();
+        std::string why = fmt::format("the workspace VM stopped unexpectedly (exit {}); "
+                                      "restarting it",
+                                      code ? *code : -1);
+        std::optional<policy::EffectiveWorkspace> w;
+        std::optional<std::uint64_t> version;
+        {
+            std::lock_guard lock(d.mutex);
+            auto& s = d.workspaces[id];
+            s.last_error = why;
+            d.event("vm-died", id, s.image, s.current_version, why);
+            version = s.current_version;
+            if (d.policy)
+                for (const auto& e : d.policy->policy.workspaces)
+                    if (e.workspace.id == id)
+                        w = e;
+        }
+        vm->stop(std::chrono::milliseconds(0));
+        if (!w || !version)
+            continue;
+        auto restarted = d.start_vm(*w, *version);
+        if (restarted) {
+            vm = std::move(*restarted);
+        } else {
+            std::lock_guard lock(d.mutex);
+            d.workspaces[id].last_error =
+                "the workspace VM died and could not be restarted: " + restarted.error().message;
+        }
+    }
+}
+
+Result<Json> Agent::launch(const std::string& app_id, const std::vector<std::string>& args) {
+    auto& d = *impl_;
+    auto started = std::chrono::steady_clock::now();
+    policy::PublishedApp app;
+    policy::EffectiveWorkspace w;
+    std::uint64_t version = 0;
+    {
+        std::lock_guard lock(d.mutex);
+        if (!d.policy)
+            return fail(Errc::not_found, d.enrolment ? "no policy yet: the server has not been "
+                                                       "reached"
+                                                     : "not logged in: run heirloom login");
+        auto found = std::find_if(d.policy->policy.apps.begin(), d.policy->policy.apps.end(),
+                                  [&](const policy::PublishedApp& a) { return a.id == app_id; });
+        if (found == d.policy->policy.apps.end())
+            return fail(Errc::not_found,
+                        "no published app '" + app_id + "' (heirloom apps lists yours)");
+        app = *found;
+        auto ws =
+            std::find_if(d.policy->policy.workspaces.begin(), d.policy->policy.workspaces.end(),
+                         [&](const policy::EffectiveWorkspace& e) {
+                             return e.workspace.id == app.workspace_id;
+                         });
+        if (ws == d.policy->policy.workspaces.end())
+            return fail(Errc::not_found, "app '" + app_id + "' belongs to no workspace of yours");
+        w = *ws;
+        const auto& s = d.workspaces[w.workspace.id];
+        if (s.state == "expired" || s.state == "revoked" || s.state == "wiped" ||
+            s.lease_state == "expired")
+            return fail(Errc::denied, fmt::format("workspace '{}' is {}: {}", w.workspace.id,
+                                                  s.state, s.last_error));
+        if (!s.current_version)
+            return fail(Errc::not_found,
+                        fmt::format("workspace '{}' has no image on this computer yet "
+                                    "(heirloom status shows the sync)",
+                                    w.workspace.id));
+        version = *s.current_version;
+    }
+    std::lock_guard vl(d.vm_mutex);
+    const std::string& id = w.workspace.id;
+    auto it = d.vms.find(id);
+    bool cold = false;
+    if (it == d.vms.end() || it->second->state() == "died" || it->second->state() == "stopped") {
+        if (it != d.vms.end()) {
+            it->second->stop(std::chrono::milliseconds(0));
+            d.vms.erase(it);
+        }
+        auto vm = HL_TRY(d.start_vm(w, version));
+        it = d.vms.emplace(id, std::move(vm)).first;
+        cold = true;
+    }
+    auto pid = it->second->launch(app.id, app.command, args,
+                                  std::chrono::seconds(d.settings.vm_boot_timeout_seconds));
+    std::lock_guard lock(d.mutex);
+    if (!pid) {
+        d.event("launch-failed", id, w.image.name, version, pid.error().message);
+        return std::unexpected(pid.error());
+    }
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    d.event("launch", id, w.image.name, version,
+            fmt::format("{} ({} launch, {:.1f} s)", app.id, cold ? "cold" : "warm", seconds));
+    return Json{{"workspace", id},    {"app", app.id},
+                {"pid", *pid},        {"cold", cold},
+                {"seconds", seconds}, {"accel", std::string(accel_name(it->second->accel()))}};
+}
+
+Status Agent::stop_workspace(const std::string& id) {
+    auto& d = *impl_;
+    std::lock_guard vl(d.vm_mutex);
+    auto it = d.vms.find(id);
+    if (it == d.vms.end())
+        return fail(Errc::not_found, "workspace '" + id + "' is not running");
+    it->second->stop(std::chrono::seconds(10));
+    d.vms.erase(it);
+    d.vm_stopped(id);
+    return {};
 }
 
 bool Agent::new_media() {
@@ -730,9 +1011,18 @@ Json Agent::status() {
                          {"issued_at", d.policy->issued_at},
                          {"expires_at", d.policy->expires_at},
                          {"last_contact", d.last_contact}};
+    std::unique_lock vl(d.vm_mutex, std::try_to_lock);
     Json list = Json::array();
-    for (const auto& [id, s] : d.workspaces)
-        list.push_back(to_json(s));
+    for (const auto& [id, s] : d.workspaces) {
+        Json j = to_json(s);
+        if (!vl)
+            j["vm"] = {{"state", "busy"}}; // a launch is starting a VM right now
+        else if (auto it = d.vms.find(id); it != d.vms.end())
+            j["vm"] = it->second->status();
+        else
+            j["vm"] = {{"state", "stopped"}};
+        list.push_back(std::move(j));
+    }
     out["workspaces"] = list;
     return out;
 }

@@ -32,9 +32,12 @@ bool AgentHome::have_faketime() {
 }
 
 std::vector<std::string> AgentHome::environment() const {
-    return {"HOME=" + home().string(), "XDG_DATA_HOME=",
-            "XDG_CONFIG_HOME=",        "XDG_RUNTIME_DIR=" + runtime().string(),
-            "PATH=/usr/bin:/bin",      "LANG=C.UTF-8"};
+    std::vector<std::string> env = {
+        "HOME=" + home().string(), "XDG_DATA_HOME=",
+        "XDG_CONFIG_HOME=",        "XDG_RUNTIME_DIR=" + runtime().string(),
+        "PATH=/usr/bin:/bin",      "LANG=C.UTF-8"};
+    env.insert(env.end(), extra_env_.begin(), extra_env_.end());
+    return env;
 }
 
 std::string AgentHome::log_text() const {

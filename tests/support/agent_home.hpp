@@ -25,6 +25,9 @@ class AgentHome {
     fs::path log_file() const { return dir_.path() / "agent.log"; }
     std::string log_text() const;
 
+    // Adds "NAME=VALUE" to the environment of the agent and the command (DISPLAY, say).
+    void add_environment(std::string entry) { extra_env_.push_back(std::move(entry)); }
+
     // Writes $XDG_CONFIG_HOME/heirloom/agent.json.
     void write_settings(const Json& settings) const;
 
@@ -49,6 +52,7 @@ class AgentHome {
   private:
     std::vector<std::string> environment() const;
     TempDir dir_;
+    std::vector<std::string> extra_env_;
     pid_t pid_ = -1;
 };
 

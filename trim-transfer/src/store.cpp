@@ -33,8 +33,9 @@ bool Store::has_chunk(const ChunkId& id) const {
     return fs::exists(chunk_file(id), ec);
 }
 
-Result<std::optional<std::uint64_t>> Store::current_version(std::string_view image) const {
-    fs::path p = dir_ / "images" / image / "current";
+Result<std::optional<std::uint64_t>> read_current_version(const fs::path& dir,
+                                                          std::string_view image) {
+    fs::path p = dir / "images" / image / "current";
     std::error_code ec;
     if (!fs::exists(p, ec))
         return std::optional<std::uint64_t>{};
@@ -42,11 +43,20 @@ Result<std::optional<std::uint64_t>> Store::current_version(std::string_view ima
     return std::optional<std::uint64_t>(HL_TRY_CTX(parse_version_pointer(text), p.string()));
 }
 
-Result<Manifest> Store::load_manifest(std::string_view image, std::uint64_t version,
-                                      const crypto::SigningPublicKey& key) const {
-    fs::path p = dir_ / manifest_path(image, version);
+Result<Manifest> read_stored_manifest(const fs::path& dir, std::string_view image,
+                                      std::uint64_t version, const crypto::SigningPublicKey& key) {
+    fs::path p = dir / manifest_path(image, version);
     Bytes bytes = HL_TRY(read_file(p, max_manifest_size));
     return HL_TRY_CTX(parse_manifest(bytes, key), p.string());
+}
+
+Result<std::optional<std::uint64_t>> Store::current_version(std::string_view image) const {
+    return read_current_version(dir_, image);
+}
+
+Result<Manifest> Store::load_manifest(std::string_view image, std::uint64_t version,
+                                      const crypto::SigningPublicKey& key) const {
+    return read_stored_manifest(dir_, image, version, key);
 }
 
 std::vector<std::string> Store::images() const {

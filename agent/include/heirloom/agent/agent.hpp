@@ -30,6 +30,9 @@ struct AgentSettings {
     int network_timeout_seconds = 20;
     std::map<std::string, std::vector<fs::path>> seeds; // workspace id → Trim Transfer folders
     std::vector<fs::path> media_roots; // where removable media appear; seeds found there are used
+    int vm_boot_timeout_seconds = 300; // a launch waits this long for a cold VM's guest agent
+    bool vm_display = true;            // show the guest's windows (off: headless, for tests)
+    std::string accel = "auto";        // VM acceleration: auto (probe KVM), kvm or tcg
 };
 Result<AgentSettings> load_settings(const fs::path& file);
 Result<AgentSettings> parse_settings(std::string_view text);
@@ -88,6 +91,15 @@ class Agent {
     bool new_media();
 
     Json status();
+
+    // Starts a published app of the current policy in its workspace's VM, starting the VM
+    // first when it is not running (a cold launch). Refused when the workspace's lease has
+    // ended, it was revoked, or its image is not synced yet. Returns the workspace, the app,
+    // the guest pid, whether the launch was cold, its seconds and the VM's acceleration.
+    Result<Json> launch(const std::string& app_id, const std::vector<std::string>& args);
+    // Stops a workspace's VM (a revertible workspace loses its changes).
+    Status stop_workspace(const std::string& id);
+
     // The apps and workspaces of the verified cached policy.
     Result<policy::SignedPolicy> current_policy();
 

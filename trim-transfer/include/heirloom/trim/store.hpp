@@ -22,6 +22,13 @@
 
 namespace heirloom::trim {
 
+// What a store holds, read without taking its lock: the current pointer and manifests are
+// replaced atomically, so a running VM can look while a sync works next to it.
+Result<std::optional<std::uint64_t>> read_current_version(const fs::path& dir,
+                                                          std::string_view image);
+Result<Manifest> read_stored_manifest(const fs::path& dir, std::string_view image,
+                                      std::uint64_t version, const crypto::SigningPublicKey& key);
+
 class Store {
   public:
     // Opens (creating if needed) a store and takes its lock; leftovers of an interrupted sync
