@@ -68,6 +68,16 @@ class Guest {
     void launch(const Launch& launch);
     // Starts argv (plus the request's arguments) as the user, on the display.
     void run(const Launch& request, std::vector<std::string> argv);
+    // Launches waiting for the display's X server: an app started before it exists could not
+    // open its window. They start once it is up, or fail after display_wait.
+    struct PendingLaunch {
+        Launch request;
+        std::vector<std::string> argv;
+        Clock::time_point deadline;
+    };
+    bool display_ready() const;
+    void spawn_now(const Launch& request, const std::vector<std::string>& argv);
+    void start_pending(Clock::time_point now);
     void set_time(const SetTime& request);
     void apply_controls(const Controls& controls);
     void handle_signals();
@@ -90,7 +100,10 @@ class Guest {
     std::map<pid_t, std::uint64_t> children_; // launched apps, by pid, with their request
     std::optional<DisplayServer> server_;
     std::optional<DisplayRelay> relay_;
+    std::vector<PendingLaunch> pending_;
 };
+
+constexpr auto display_wait = std::chrono::seconds(60);
 
 int Guest::run() {
     log_info("started (protocol " + std::to_string(protocol_version) + ", control port " +
@@ -128,6 +141,7 @@ int Guest::run() {
         }
         if (relay_)
             relay_->handle(fds, now);
+        start_pending(now);
     }
     log_info("stopping");
     relay_.reset();
@@ -147,6 +161,8 @@ int Guest::poll_timeout(Clock::time_point now) const {
         earliest(server_->next_wakeup());
     if (relay_)
         earliest(relay_->next_wakeup());
+    if (!pending_.empty())
+        earliest(now + std::chrono::milliseconds(100)); // look for the X server again soon
     if (!wake)
         return -1;
     auto ms = std::chrono::ceil<std::chrono::milliseconds>(*wake - now).count();
@@ -310,6 +326,15 @@ void Guest::run(const Launch& request, std::vector<std::string> argv) {
         return send(LaunchFailed{request.req, "the display is not set up yet: the host must send "
                                               "controls before launching apps"});
     argv.insert(argv.end(), request.args.begin(), request.args.end());
+    if (server_ && !display_ready()) {
+        log_info("launch " + request.app_id + ": waiting for the display to start");
+        pending_.push_back({request, std::move(argv), Clock::now() + display_wait});
+        return;
+    }
+    spawn_now(request, argv);
+}
+
+void Guest::spawn_now(const Launch& request, const std::vector<std::string>& argv) {
     auto pid = spawn({argv, user_ ? &*user_ : nullptr, options_.xpra.display});
     if (!pid) {
         log_warn("launch " + request.app_id + ": " + pid.error().message);
@@ -318,6 +343,29 @@ void Guest::run(const Launch& request, std::vector<std::string> argv) {
     children_[*pid] = request.req;
     log_info("launched " + request.app_id + " as pid " + std::to_string(*pid));
     send(Launched{request.req, *pid});
+}
+
+bool Guest::display_ready() const {
+    // The X server of display ":N" listens on /tmp/.X11-unix/XN.
+    std::string number = options_.xpra.display.substr(options_.xpra.display.find(':') + 1);
+    number = number.substr(0, number.find('.'));
+    return ::access(("/tmp/.X11-unix/X" + number).c_str(), F_OK) == 0;
+}
+
+void Guest::start_pending(Clock::time_point now) {
+    if (pending_.empty())
+        return;
+    bool ready = display_ready();
+    auto waiting = std::move(pending_);
+    pending_.clear();
+    for (auto& p : waiting) {
+        if (ready)
+            spawn_now(p.request, p.argv);
+        else if (now >= p.deadline)
+            send(LaunchFailed{p.request.req, "the display did not start within 60 s"});
+        else
+            pending_.push_back(std::move(p));
+    }
 }
 
 void Guest::set_time(const SetTime& request) {

@@ -348,39 +348,51 @@ std::string new_overlay_key() {
 }
 
 Status create_overlay(const fs::path& overlay, std::uint64_t size, const std::string& key) {
-    auto secret = HL_TRY(SecretPipe::make(key));
     fs::path tmp = overlay;
     tmp += ".partial";
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    SpawnOptions o;
-    // iter-time: the key is 256 random bits, so stretching it buys nothing and costs seconds.
-    o.argv = {"qemu-img",
-              "create",
-              "-q",
-              "-f",
-              "qcow2",
-              "--object",
-              fmt::format("secret,id=overlay-key,file=/dev/fd/{}", secret_fd),
-              "-o",
-              "encrypt.format=luks,encrypt.key-secret=overlay-key,encrypt.iter-time=10",
-              tmp.string(),
-              std::to_string(size)};
-    o.env = child_environment();
-    o.fds = {{secret->read_end, secret_fd}};
-    o.stdout_file = overlay.parent_path() / "qemu-img.log";
-    pid_t pid = HL_TRY(spawn_process(o));
-    auto code = wait_process(pid, 60s);
-    if (!code) {
-        stop_process(pid, 1s);
-        return fail(Errc::io, "qemu-img create did not finish in 60 s");
-    }
-    if (*code != 0) {
-        auto log = read_text_file(o.stdout_file, 64 << 10);
+    fs::path log_file = overlay.parent_path() / "qemu-img.log";
+    // qemu-img times PBKDF2 with the thread's CPU clock to pick an iteration count and gives
+    // up ("Unable to get accurate CPU usage") when a fast CPU runs its first round in under a
+    // clock tick; that is chance, so it is tried again.
+    for (int attempt = 1;; ++attempt) {
+        std::error_code ec;
+        fs::remove(tmp, ec);
+        fs::remove(log_file, ec);
+        auto secret = HL_TRY(SecretPipe::make(key));
+        SpawnOptions o;
+        // iter-time: the key is 256 random bits, so stretching it buys nothing and costs
+        // seconds at every start.
+        o.argv = {"qemu-img",
+                  "create",
+                  "-q",
+                  "-f",
+                  "qcow2",
+                  "--object",
+                  fmt::format("secret,id=overlay-key,file=/dev/fd/{}", secret_fd),
+                  "-o",
+                  "encrypt.format=luks,encrypt.key-secret=overlay-key,encrypt.iter-time=10",
+                  tmp.string(),
+                  std::to_string(size)};
+        o.env = child_environment();
+        o.fds = {{secret->read_end, secret_fd}};
+        o.stdout_file = log_file;
+        pid_t pid = HL_TRY(spawn_process(o));
+        auto code = wait_process(pid, 60s);
+        if (!code) {
+            stop_process(pid, 1s);
+            return fail(Errc::io, "qemu-img create did not finish in 60 s");
+        }
+        if (*code == 0)
+            break;
+        auto log = read_text_file(log_file, 64 << 10);
+        std::string text = log ? *log : "(no output)";
+        if (attempt < 5 && text.find("accurate CPU usage") != std::string::npos)
+            continue;
         return fail(Errc::io, fmt::format("qemu-img could not create the overlay {}: {}",
-                                          overlay.string(), log ? *log : "(no output)"));
+                                          overlay.string(), text));
     }
     ::chmod(tmp.c_str(), 0600);
+    std::error_code ec;
     fs::rename(tmp, overlay, ec);
     if (ec)
         return fail(Errc::io, "move overlay into place: " + ec.message());

@@ -192,11 +192,9 @@ std::vector<std::string> xpra_client_args(const fs::path& channel, const Display
         "--speaker=off",
         "--microphone=off",
         "--webcam=no",
-        "--splash=no",
         "--mdns=no",
         "--bell=no",
         "--opengl=no",
-        "--reconnect=yes",
     };
     if (s.colour)
         args.push_back("--border=" + *s.colour + ",3");
