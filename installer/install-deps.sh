@@ -15,6 +15,15 @@ packages=(
   slapd ldap-utils sqlite3
   faketime # libfaketime: the agent's lease tests move its clock
   wrk # HTTP load generator for bench/run-load-bench.sh
+  # the guest image recipe (installer/guest/build-guest-image.sh): the root tree, the SYSLINUX
+  # boot partition and the MBR disk, all without mounting anything
+  mmdebstrap syslinux syslinux-common mtools dosfstools fdisk
+  fakeroot uidmap # the same recipe run without root (mmdebstrap --mode=unshare)
+  # running the guest VM and showing its windows on the host (demo, VM tests): QEMU, the Xpra
+  # client (it paints nothing without python3-gi-cairo; lz4 and PIL for speed and icons), and
+  # a throwaway X display to look at (Xvfb, xwininfo, xdotool, ImageMagick's import)
+  qemu-system-x86 xpra python3-gi-cairo python3-lz4 python3-pil xvfb x11-utils xdotool imagemagick
+  xclip # the VM tests read and set the host display's clipboard
 )
 
 if [ "$(id -u)" -ne 0 ]; then

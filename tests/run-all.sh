@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine and runs every test: the unit and integration suite
 # (release build, warnings as errors), the same suite under AddressSanitizer and
-# UndefinedBehaviorSanitizer, the fuzz targets for a bounded time, and the format check.
+# UndefinedBehaviorSanitizer, the fuzz targets for a bounded time, and the format check. The
+# guest image the VM tests boot is built (and cached) in build/guest/.
 # Usage: bash tests/run-all.sh   (HEIRLOOM_FUZZ_SECONDS=N to change the fuzz time per target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,13 @@ fi
 step "release build (-Wall -Wextra -Werror)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C build -j "$jobs"
+
+step "guest image (installer/guest/build-guest-image.sh, cached in build/guest)"
+bash installer/guest/build-guest-image.sh --out build/guest --guest-agent build/bin/heirloom-guest
+# The VM tests of both builds boot this image (the release build's static heirloom-guest is in
+# it) and save their screenshots in build/screenshots/.
+export HEIRLOOM_GUEST_IMAGE=$root/build/guest/guest.vhd
+export HEIRLOOM_SCREENSHOT_DIR=$root/build/screenshots
 
 step "sanitizer build (ASan + UBSan)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHEIRLOOM_SANITIZE=ON >/dev/null

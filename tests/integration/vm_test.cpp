@@ -1,0 +1,167 @@
+// A published app from the guest image, end to end: the real directory (slapd), the real
+// server, the guest VHD pushed with heirloom-admin, the real agent syncing it, `heirloom
+// launch` booting the VM in real QEMU, and the app's window found on a real X server (Xvfb)
+// through Xpra, with a screenshot saved. Then the clipboard: host→guest is allowed and
+// arrives; guest→host is forbidden and nothing arrives.
+//
+// The guest image comes from installer/guest/build-guest-image.sh (tests/run-all.sh builds
+// it into build/guest/; HEIRLOOM_GUEST_IMAGE points elsewhere).
+
+#include "support/agent_home.hpp"
+#include "support/server_deployment.hpp"
+#include "support/xvfb.hpp"
+
+#include <catch2/catch.hpp>
+#include <thread>
+
+using namespace heirloom;
+using namespace std::chrono_literals;
+
+namespace {
+
+fs::path guest_image() {
+    if (const char* p = std::getenv("HEIRLOOM_GUEST_IMAGE"))
+        return p;
+    return fs::path(HEIRLOOM_SOURCE_DIR) / "build" / "guest" / "guest.vhd";
+}
+
+void put(client::ApiClient& admin, const std::string& path, const Json& body) {
+    auto r = admin.put(path, body);
+    INFO(path << ": " << (r ? "" : r.error().message));
+    REQUIRE(r);
+}
+
+Json app(const std::string& display_name, std::vector<std::string> command) {
+    return {{"workspace", "legacy-ws"},    {"display_name", display_name},
+            {"command", command},          {"icon", "app"},
+            {"file_types", Json::array()}, {"url_patterns", Json::array()}};
+}
+
+std::string read_text(const fs::path& p) {
+    auto t = read_text_file(p, 16 << 20);
+    return t ? *t : std::string();
+}
+
+} // namespace
+
+TEST_CASE("vm: a published app from the guest image opens as a window on the host display",
+          "[vm][integration]") {
+    fs::path image = guest_image();
+    INFO("guest image " << image
+                        << " (build it: bash installer/guest/build-guest-image.sh --out "
+                           "build/guest --guest-agent build/bin/heirloom-guest)");
+    REQUIRE(fs::exists(image));
+    test::Xvfb x;
+    INFO(x.error());
+    REQUIRE(x.running());
+    test::Slapd slapd;
+    HL_SKIP_UNLESS_RUNNING(slapd);
+    test::HeirloomServer server(slapd);
+    HL_SKIP_UNLESS_RUNNING(server);
+    test::TempDir dir;
+
+    // The admin pushes the guest image and publishes two of its apps to finance, with the
+    // clipboard allowed only from host to guest.
+    test::admin_login(server, dir / "home");
+    auto pushed = test::run_admin(dir / "home", {"image", "push", "legacy", image.string()});
+    INFO(pushed.err);
+    REQUIRE(pushed.exit_code == 0);
+    auto admin = server.login("carol", "carol-pw");
+    Json ws = test::workspace("legacy", "Legacy Desk");
+    ws["persistence"] = "revertible";
+    ws["memory_mib"] = 512;
+    ws["frame_colour"] = "#cc3300";
+    put(*admin, "/v1/admin/workspaces/legacy-ws", ws);
+    put(*admin, "/v1/admin/apps/clock", app("Clock", {"/usr/bin/xclock"}));
+    put(*admin, "/v1/admin/apps/terminal", app("Terminal", {"/usr/bin/xterm"}));
+    // Apps that show what the guest's clipboard holds (on the guest's console) and that put
+    // text into it.
+    put(*admin, "/v1/admin/apps/show-clipboard",
+        app("Show clipboard",
+            {"/bin/sh", "-c", "echo \"guest clipboard: $(xclip -o -selection clipboard)\""}));
+    put(*admin, "/v1/admin/apps/copy-secret",
+        app("Copy", {"/bin/sh", "-c",
+                     "printf secret-from-the-guest | xclip -selection clipboard -i -loops 1"}));
+    put(*admin, "/v1/admin/assignments/finance-legacy",
+        test::assignment("legacy-ws", "group", "finance", "host-to-guest", "off", "off", "off"));
+
+    // Alice's agent, on the Xvfb display, syncs the image.
+    test::AgentHome agent;
+    agent.add_environment("DISPLAY=" + x.display());
+    agent.write_settings({{"vm_boot_timeout_seconds", 600}});
+    REQUIRE(agent.start());
+    auto login = agent.heirloom({"login", "--server", server.url(), "--user", "alice", "--ca-file",
+                                 server.ca_file().string()},
+                                "alice-pw");
+    INFO(login.err << agent.log_text());
+    REQUIRE(login.exit_code == 0);
+    Json status = agent.sync();
+    INFO(status.dump(2));
+    REQUIRE(test::AgentHome::workspace(status, "legacy-ws")["state"] == "ready");
+
+    // A cold launch: the VM boots, the guest agent starts the app, Xpra shows its window,
+    // titled with the workspace's name.
+    auto cold = agent.heirloom({"launch", "clock", "--json"});
+    fs::path run_dir = agent.runtime() / "heirloom" / "vms" / "legacy-ws";
+    INFO(cold.out << cold.err << agent.log_text() << "\n--- guest console\n"
+                  << read_text(run_dir / "console.log") << "\n--- xpra client\n"
+                  << read_text(run_dir / "xpra-client.log"));
+    REQUIRE(cold.exit_code == 0);
+    auto launched = parse_json(cold.out);
+    REQUIRE(launched);
+    CHECK((*launched)["cold"] == true);
+    std::string window = x.wait_for_window("\\[Legacy Desk\\]", 60s);
+    if (window.empty()) {
+        REQUIRE(x.screenshot(test::screenshot_dir() / "vm-no-window.png"));
+        FAIL("no window titled [Legacy Desk]; windows: "
+             << x.run({"sh", "-c",
+                       "for w in $(xdotool search --name .); do xdotool getwindowname "
+                       "$w; done"})
+                    .out
+             << "\n--- xpra client log\n"
+             << read_text(run_dir / "xpra-client.log"));
+    }
+    CHECK_THAT(x.window_title(window), Catch::Contains("xclock") && Catch::Contains("Legacy Desk"));
+    std::this_thread::sleep_for(2s); // let the clock paint
+    fs::path shot = test::screenshot_dir() / "vm-app-window.png";
+    REQUIRE(x.screenshot(shot));
+    CHECK(test::Xvfb::colours(shot) > 8); // a window with content, not a blank screen
+
+    // The workspace shows as running, on the image the agent synced.
+    Json vm = test::AgentHome::workspace(agent.status(), "legacy-ws")["vm"];
+    CHECK(vm["state"] == "running");
+    CHECK(vm["image_version"] == 1);
+
+    // A warm launch reuses the running VM.
+    auto warm = agent.heirloom({"launch", "terminal", "--json"});
+    REQUIRE(warm.exit_code == 0);
+    auto warm_json = parse_json(warm.out);
+    REQUIRE(warm_json);
+    CHECK((*warm_json)["cold"] == false);
+    CHECK_FALSE(
+        x.wait_for_window("xterm.*\\[Legacy Desk\\]|\\[Legacy Desk\\].*xterm", 30s).empty());
+
+    // Clipboard, host→guest allowed: what the host copies is what the guest reads.
+    REQUIRE(x.set_clipboard("hello-from-the-host"));
+    bool arrived = false;
+    for (int i = 0; i < 20 && !arrived; ++i) {
+        REQUIRE(agent.heirloom({"launch", "show-clipboard"}).exit_code == 0);
+        std::this_thread::sleep_for(1s);
+        arrived = read_text(run_dir / "console.log").find("guest clipboard: hello-from-the-host") !=
+                  std::string::npos;
+    }
+    CHECK(arrived);
+
+    // Clipboard, guest→host forbidden: a copy in the guest never reaches the host.
+    REQUIRE(agent.heirloom({"launch", "copy-secret"}).exit_code == 0);
+    for (int i = 0; i < 5; ++i) {
+        std::this_thread::sleep_for(1s);
+        CHECK(x.clipboard().find("secret-from-the-guest") == std::string::npos);
+    }
+
+    // Stop: the VM powers off and the revertible workspace forgets its changes.
+    REQUIRE(agent.heirloom({"stop", "legacy-ws"}).exit_code == 0);
+    CHECK(test::AgentHome::workspace(agent.status(), "legacy-ws")["vm"]["state"] == "stopped");
+    CHECK_FALSE(fs::exists(agent.state() / "overlays" / "legacy-ws.qcow2"));
+    CHECK(x.wait_for_window("\\[Legacy Desk\\]", 1s).empty());
+}
