@@ -2,9 +2,12 @@
 
 #include "heirloom/common/file.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <list>
@@ -298,62 +301,124 @@ struct NbdExport::Impl {
         return data.empty() ? Status{} : c.write(data);
     }
 
+    // Reads are served by a few threads per connection (QEMU keeps several requests in
+    // flight), their replies sent whole under a lock and in any order: each names its
+    // request's handle. Everything else is answered in line.
     Status transmission(Conn& c) {
-        struct Wiped {
-            Bytes b;
-            ~Wiped() { crypto::secure_wipe(b); }
-        } plain;
-        Bytes& buffer = plain.b;
+        std::mutex queue_mutex; // jobs, busy, closing
+        std::condition_variable changed;
+        struct Job {
+            std::uint64_t handle, offset;
+            std::uint32_t length;
+        };
+        std::deque<Job> jobs;
+        unsigned busy = 0;
+        bool closing = false;
+        std::mutex write_mutex;
+        Status write_failed;
+        auto reply = [&](std::uint32_t error, std::uint64_t handle, ByteView data) {
+            std::lock_guard lock(write_mutex);
+            if (!write_failed)
+                return write_failed;
+            auto ok = simple_reply(c, error, handle, data);
+            if (!ok)
+                write_failed = ok;
+            return ok;
+        };
+        auto work = [&] {
+            struct Wiped {
+                Bytes b;
+                ~Wiped() { crypto::secure_wipe(b); }
+            } plain;
+            std::unique_lock lock(queue_mutex);
+            for (;;) {
+                changed.wait(lock, [&] { return closing || !jobs.empty(); });
+                if (jobs.empty())
+                    return; // closing, and nothing left to answer
+                Job job = jobs.front();
+                jobs.pop_front();
+                ++busy;
+                lock.unlock();
+                plain.b.resize(job.length);
+                auto ok = reader->read(job.offset, plain.b);
+                if (!ok) {
+                    ++errors;
+                    if (on_error)
+                        on_error(ok.error());
+                    (void)reply(err_io, job.handle, {});
+                } else {
+                    bytes_read += job.length;
+                    (void)reply(0, job.handle, plain.b);
+                }
+                lock.lock();
+                --busy;
+                changed.notify_all();
+            }
+        };
+        unsigned threads = std::clamp(std::thread::hardware_concurrency(), 2u, 4u);
+        std::vector<std::thread> workers;
+        for (unsigned i = 0; i < threads; ++i)
+            workers.emplace_back(work);
+        auto finish = [&](Status result) {
+            {
+                std::lock_guard lock(queue_mutex);
+                closing = true;
+            }
+            changed.notify_all();
+            for (auto& t : workers)
+                t.join();
+            return result;
+        };
         for (;;) {
             std::array<std::uint8_t, 28> h;
-            HL_TRY(c.read(h));
+            if (auto ok = c.read(h); !ok)
+                return finish(ok);
             if (get_be(h.data(), 4) != request_magic)
-                return fail(Errc::corrupt, "a request without the request magic");
+                return finish(fail(Errc::corrupt, "a request without the request magic"));
             auto type = static_cast<std::uint16_t>(get_be(h.data() + 6, 2));
             std::uint64_t handle = get_be(h.data() + 8, 8);
             std::uint64_t offset = get_be(h.data() + 16, 8);
             auto length = static_cast<std::uint32_t>(get_be(h.data() + 24, 4));
             ++requests;
+            Status answered;
             switch (type) {
             case cmd_read: {
                 std::uint64_t size = reader->size();
                 if (length == 0 || length > nbd_max_request || offset > size ||
                     length > size - offset) {
                     ++errors;
-                    HL_TRY(simple_reply(c, err_inval, handle));
+                    answered = reply(err_inval, handle, {});
                     break;
                 }
-                buffer.resize(length);
-                auto ok = reader->read(offset, buffer);
-                if (!ok) {
-                    ++errors;
-                    if (on_error)
-                        on_error(ok.error());
-                    HL_TRY(simple_reply(c, err_io, handle));
-                    break;
-                }
-                bytes_read += length;
-                HL_TRY(simple_reply(c, 0, handle, buffer));
+                std::unique_lock lock(queue_mutex);
+                // At most two requests queued per thread: a client cannot make us buffer more.
+                changed.wait(lock, [&] { return jobs.size() + busy < 3 * threads; });
+                jobs.push_back({handle, offset, length});
+                changed.notify_all();
                 break;
             }
             case cmd_write:
                 // Read-only: the payload still follows and must be consumed to stay in step.
                 if (length > nbd_max_request)
-                    return fail(Errc::corrupt, "a write larger than any request we accept");
-                HL_TRY(c.skip(length));
-                ++errors;
-                HL_TRY(simple_reply(c, err_perm, handle));
+                    return finish(fail(Errc::corrupt, "a write larger than any request we accept"));
+                answered = c.skip(length);
+                if (answered) {
+                    ++errors;
+                    answered = reply(err_perm, handle, {});
+                }
                 break;
             case cmd_disc:
-                return {};
+                return finish({}); // the reads already received are still answered
             case cmd_flush:
             case cmd_cache:
-                HL_TRY(simple_reply(c, 0, handle));
+                answered = reply(0, handle, {});
                 break;
             default:
                 ++errors;
-                HL_TRY(simple_reply(c, err_inval, handle));
+                answered = reply(err_inval, handle, {});
             }
+            if (!answered)
+                return finish(answered);
         }
     }
 
