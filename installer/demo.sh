@@ -8,7 +8,10 @@
 # HTTPS bound to it, an admin pushing both versions with heirloom-admin (only what the server
 # lacks), a workspace assigned to a group, and an endpoint of user alice enrolling, receiving
 # her signed policy and syncing the image through the server, while a user without the
-# assignment is refused.
+# assignment is refused. Finally the workspace VM: the demo guest image (Debian, Xpra, X11 apps,
+# heirloom-guest; built once and cached in build/guest) pushed and published, synced by alice's
+# agent, and xclock launched from it as a seamless window: on your display when DISPLAY works,
+# else on a private Xvfb, with a screenshot saved either way.
 # Usage: bash installer/demo.sh [WORK_DIR]   (default: build/demo; a second run reuses it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +33,7 @@ command -v bc >/dev/null || { echo "bc is missing"; exit 1; }
 
 step "Building Heirloom into build/bin"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C build heirloom-image heirloom-server heirloom-admin heirloom-agent heirloom >/dev/null
+ninja -C build heirloom-image heirloom-server heirloom-admin heirloom-agent heirloom heirloom-guest >/dev/null
 mkdir -p "$work"
 cd "$work"
 
@@ -145,15 +148,29 @@ echo '{"workspace":"legacy","principal":{"kind":"group","name":"staff"},"control
   | admin assignment set staff-legacy --file -
 admin effective alice | python3 -c 'import json,sys; d=json.load(sys.stdin); w=d["workspaces"][0]; print("alice gets", w["workspace"]["id"], "with", w["controls"], "decided by", w["decided_by"]["clipboard"], "for the clipboard")'
 
+# Where the legacy app's window will show: the user's display when there is one that answers,
+# else a private Xvfb (stopped at exit).
+xvfb_pid=""
+if [ -n "${DISPLAY:-}" ] && xdpyinfo >/dev/null 2>&1; then
+  demo_display=$DISPLAY
+else
+  for n in $(seq 70 199); do
+    [ -e "/tmp/.X11-unix/X$n" ] || [ -e "/tmp/.X$n-lock" ] || { demo_display=:$n; break; }
+  done
+  Xvfb "$demo_display" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+  xvfb_pid=$!
+  for _ in $(seq 100); do [ -e "/tmp/.X11-unix/X${demo_display#:}" ] && break; sleep 0.1; done
+fi
+
 step "Endpoint: alice's agent (heirloom-agent) logs in and syncs her workspace in the background"
 rm -rf agent && mkdir -p agent/home/.config/heirloom agent/run && chmod 700 agent agent/run
 # Her endpoint already holds the application's files: Trim Transfer reuses them.
 printf '{"sync_workers": 4, "seeds": {"legacy": ["%s/tree"]}}\n' "$work" > agent/home/.config/heirloom/agent.json
-as_alice() { env -i HOME="$work/agent/home" XDG_RUNTIME_DIR="$work/agent/run" PATH=/usr/bin:/bin LANG=C.UTF-8 "$@"; }
-env -i HOME="$work/agent/home" XDG_RUNTIME_DIR="$work/agent/run" PATH=/usr/bin:/bin LANG=C.UTF-8 \
-  "$bin/heirloom-agent" 2>agent/agent.log &
+as_alice() { env -i HOME="$work/agent/home" XDG_RUNTIME_DIR="$work/agent/run" PATH=/usr/bin:/bin LANG=C.UTF-8 DISPLAY="$demo_display" "$@"; }
+as_alice "$bin/heirloom-agent" 2>agent/agent.log &
 agent_pid=$!
-trap 'kill $agent_pid 2>/dev/null || true; kill $server 2>/dev/null || true; kill $hserver 2>/dev/null || true; bash "$root/installer/demo-directory.sh" stop "$work/directory"' EXIT
+# The agent stops its VMs when it stops: give it the time to.
+trap 'kill $agent_pid 2>/dev/null && sleep 3; kill $server 2>/dev/null || true; kill $hserver 2>/dev/null || true; [ -z "$xvfb_pid" ] || kill $xvfb_pid 2>/dev/null; bash "$root/installer/demo-directory.sh" stop "$work/directory"' EXIT
 for _ in $(seq 100); do as_alice "$bin/heirloom" status >/dev/null 2>&1 && break; sleep 0.1; done
 as_alice env HEIRLOOM_PASSWORD=alice-pw "$bin/heirloom" login --server "$hurl" --user alice --ca-file server/tls.crt
 as_alice "$bin/heirloom" sync --now --wait
@@ -170,8 +187,43 @@ echo "contractor asks for the key: HTTP $(curl -s -o /dev/null -w '%{http_code}'
 admin endpoints
 admin report | tail -n 5
 
+step "The demo guest image: Debian 12, Xpra, X11 apps and heirloom-guest (built once, cached in build/guest)"
+bash "$root/installer/guest/build-guest-image.sh" --out "$root/build/guest" --guest-agent "$bin/heirloom-guest"
+
+step "Admin: pushes the guest image as 'desk' and publishes its clock and terminal to finance"
+admin image push desk "$root/build/guest/guest.vhd"
+echo '{"display_name":"Legacy Desk","image":"desk","persistence":"revertible","memory_mib":512,"frame_colour":"#cc3300","network":{"mode":"nat"}}' \
+  | admin workspace set desk --file -
+echo '{"workspace":"desk","display_name":"Clock","command":["/usr/bin/xclock"],"icon":"xclock","file_types":[],"url_patterns":[]}' \
+  | admin app set clock --file -
+echo '{"workspace":"desk","display_name":"Terminal","command":["/usr/bin/xterm"],"icon":"xterm","file_types":[],"url_patterns":[]}' \
+  | admin app set terminal --file -
+echo '{"workspace":"desk","principal":{"kind":"group","name":"finance"},"controls":{"clipboard":"host-to-guest","file_transfer":"off","printing":"off","removable_media":"off"},"expires_at":0,"offline_limit":604800,"on_expiry":"stop","overriding":false}' \
+  | admin assignment set finance-desk --file -
+
+step "Endpoint: alice's agent picks the new workspace up and syncs its image"
+as_alice "$bin/heirloom" sync --now --wait >/dev/null
+as_alice "$bin/heirloom" apps
+
+step "Launching the published app 'clock': its VM boots (hidden), its window appears on $demo_display"
+as_alice "$bin/heirloom" launch clock
+for _ in $(seq 600); do
+  DISPLAY=$demo_display xdotool search --onlyvisible --name 'Legacy Desk' >/dev/null 2>&1 && break
+  sleep 0.1
+done
+window=$(DISPLAY=$demo_display xdotool search --onlyvisible --name 'Legacy Desk' | head -n 1)
+[ -n "$window" ] || { echo "no window of the workspace appeared (see $work/agent/run/heirloom/vms/desk/)"; exit 1; }
+echo "window on $demo_display: \"$(DISPLAY=$demo_display xdotool getwindowname "$window")\""
+sleep 2 # let it paint
+DISPLAY=$demo_display import -window root "$work/screenshot.png"
+echo "screenshot: $work/screenshot.png"
+as_alice "$bin/heirloom" status | sed -n '/Legacy Desk/,$p'
+
 step "Done"
 printf 'Total %.1fs. Everything is in %s.\n' "$(echo "$(date +%s.%N) - $t0" | bc)" "$work"
+if [ -z "$xvfb_pid" ] && [ -t 0 ]; then
+  read -r -p "The clock runs on your display. Press Enter to stop the demo (its VM stops too). "
+fi
 cat <<NEXT
 
 Try next:
@@ -181,4 +233,5 @@ Try next:
   bash bench/run-sync-bench.sh --size-gib 1     # bytes on the wire next to rdiff, casync, zsync
   $bin/heirloom-admin --help                    # the server's admin command line (docs/api.md)
   $bin/heirloom --help                          # the endpoint's command line (docs/agent.md)
+  bash bench/run-vm-bench.sh                    # VM: export throughput, cold and warm launch (docs/vm.md)
 NEXT
