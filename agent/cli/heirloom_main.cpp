@@ -76,7 +76,7 @@ void print_status(const Json& s) {
             std::string vm_state = vm.value("state", "stopped");
             if (vm.contains("accel"))
                 vm_state += fmt::format(" ({}, image v{})", vm.value("accel", ""),
-                                     vm.value("image_version", 0ull));
+                                        vm.value("image_version", 0ull));
             fmt::print("  vm         {}\n", vm_state);
         }
         if (auto err = w.value("last_error", std::string()); !err.empty())
