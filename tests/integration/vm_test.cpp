@@ -12,6 +12,7 @@
 #include "support/xvfb.hpp"
 
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <thread>
 
 using namespace heirloom;
@@ -158,6 +159,21 @@ TEST_CASE("vm: a published app from the guest image opens as a window on the hos
         std::this_thread::sleep_for(1s);
         CHECK(x.clipboard().find("secret-from-the-guest") == std::string::npos);
     }
+
+    // A VM that dies is noticed, restarted, and the user told (status and an event).
+    auto qemu_pid = vm["pid"].get<pid_t>();
+    REQUIRE(::kill(qemu_pid, SIGKILL) == 0);
+    Json after;
+    for (int i = 0; i < 100; ++i) {
+        std::this_thread::sleep_for(200ms);
+        after = test::AgentHome::workspace(agent.status(), "legacy-ws");
+        if (after["vm"].value("pid", qemu_pid) != qemu_pid)
+            break;
+    }
+    INFO(after.dump(2));
+    CHECK(after["vm"].value("pid", qemu_pid) != qemu_pid);
+    CHECK_THAT(after["last_error"].get<std::string>(), Catch::Contains("stopped unexpectedly"));
+    CHECK_THAT(after["vm"].value("state", std::string()), Catch::Matches("booting|running"));
 
     // Stop: the VM powers off and the revertible workspace forgets its changes.
     REQUIRE(agent.heirloom({"stop", "legacy-ws"}).exit_code == 0);
