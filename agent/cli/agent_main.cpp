@@ -238,6 +238,7 @@ int main(int argc, char** argv) {
     server->run([&](const Json& request) { return daemon.handle(request); }, daemon.stop);
     stopper.join();
     enforcer.join();
+    (*agent)->stop_all_workspaces(); // the guests get a few seconds to power off
     (void)(*agent)->save_state();
     // A round may be waiting on the network: give it a few seconds, then leave anyway. The
     // image store is consistent at any point, and the transfer resumes next time.

@@ -759,6 +759,7 @@ Status Agent::login(const std::string& server, const std::string& ca_file, const
 }
 
 Status Agent::logout() {
+    stop_all_workspaces(); // their keys are about to be forgotten
     std::lock_guard cycle(impl_->cycle_mutex);
     auto& d = *impl_;
     std::lock_guard lock(d.mutex);
@@ -964,6 +965,16 @@ Result<Json> Agent::launch(const std::string& app_id, const std::vector<std::str
     return Json{{"workspace", id},    {"app", app.id},
                 {"pid", *pid},        {"cold", cold},
                 {"seconds", seconds}, {"accel", std::string(accel_name(it->second->accel()))}};
+}
+
+void Agent::stop_all_workspaces() {
+    auto& d = *impl_;
+    std::lock_guard vl(d.vm_mutex);
+    for (auto& [id, vm] : d.vms) {
+        vm->stop(std::chrono::seconds(5));
+        d.vm_stopped(id);
+    }
+    d.vms.clear();
 }
 
 Status Agent::stop_workspace(const std::string& id) {

@@ -99,6 +99,8 @@ class Agent {
     Result<Json> launch(const std::string& app_id, const std::vector<std::string>& args);
     // Stops a workspace's VM (a revertible workspace loses its changes).
     Status stop_workspace(const std::string& id);
+    // Stops every running VM (at logout and when the daemon stops).
+    void stop_all_workspaces();
 
     // The apps and workspaces of the verified cached policy.
     Result<policy::SignedPolicy> current_policy();
