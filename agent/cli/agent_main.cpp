@@ -157,6 +157,10 @@ struct Daemon {
             }
             return ok({{"launch", *done}});
         }
+        if (command == "suspend") {
+            auto done = agent.suspend_workspace(request.value("workspace", std::string()));
+            return done ? ok() : error(done.error());
+        }
         if (command == "stop") {
             auto done = agent.stop_workspace(request.value("workspace", std::string()));
             return done ? ok() : error(done.error());

@@ -130,6 +130,10 @@ int main(int argc, char** argv) {
     auto* stop = app.add_subcommand(
         "stop", "shut a workspace's VM down (a revertible workspace forgets its changes)");
     stop->add_option("workspace", workspace_id, "the workspace's id")->required();
+    auto* suspend = app.add_subcommand(
+        "suspend", "save a workspace's VM to disk (encrypted) and stop it; the next launch "
+                   "resumes it where it was");
+    suspend->add_option("workspace", workspace_id, "the workspace's id")->required();
     CLI11_PARSE(app, argc, argv);
 
     auto paths = default_paths();
@@ -175,8 +179,18 @@ int main(int argc, char** argv) {
             fmt::print("{}\n", r.dump(2));
         else
             fmt::print("Started {} in {} ({} launch, {:.1f} s, {}).\n", r.value("app", ""),
-                       r.value("workspace", ""), r.value("cold", false) ? "cold" : "warm",
+                       r.value("workspace", ""),
+                       r.value("cold", false)      ? "cold"
+                       : r.value("resumed", false) ? "resumed"
+                                                   : "warm",
                        r.value("seconds", 0.0), r.value("accel", ""));
+        return 0;
+    }
+    if (*suspend) {
+        auto answer = call({{"command", "suspend"}, {"workspace", workspace_id}}, 600);
+        if (!answer)
+            return fail_with(answer.error());
+        fmt::print("Suspended {}: the next launch resumes it.\n", workspace_id);
         return 0;
     }
     if (*stop) {

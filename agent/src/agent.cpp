@@ -163,6 +163,17 @@ struct Agent::Impl {
     fs::path overlays() const { return paths.state / "overlays"; }
     fs::path overlay_file(const std::string& id) const { return overlays() / (id + ".qcow2"); }
     fs::path overlay_base_file(const std::string& id) const { return overlays() / (id + ".base"); }
+    fs::path state_file(const std::string& id) const { return overlays() / (id + ".state"); }
+    static std::string state_secret_name(const std::string& id) { return "vmstate-" + id; }
+
+    // Forgets a suspended VM's state (and, for a revertible workspace, the overlay it needs).
+    void drop_state(const std::string& id, bool revertible) {
+        std::error_code ec;
+        fs::remove(state_file(id), ec);
+        (void)vault.remove(state_secret_name(id));
+        if (revertible)
+            fs::remove(overlay_file(id), ec);
+    }
     static std::string overlay_secret_name(const std::string& id) { return "overlay-" + id; }
 
     // Deletes a workspace's overlay (the user's writes) and its key.
@@ -550,7 +561,7 @@ struct Agent::Impl {
 
     // Starts the VM of workspace w on the given stored version of its image.
     Result<std::unique_ptr<WorkspaceVm>> start_vm(const policy::EffectiveWorkspace& w,
-                                                  std::uint64_t version) {
+                                                  std::uint64_t version, bool resume = false) {
         const std::string& id = w.workspace.id;
         const std::string& image = w.image.name;
         Bytes secret = HL_TRY_CTX(vault.get(image_secret_name(image)),
@@ -575,7 +586,7 @@ struct Agent::Impl {
         // clean anyway; a persistent one keeps the old overlay next to the new one.
         auto base = read_text_file(overlay_base_file(id), 64);
         if (fs::exists(overlay_file(id), ec) &&
-            (revertible || !base || *base != std::to_string(version))) {
+            (revertible || !base || *base != std::to_string(version)) && !resume) {
             if (revertible || !base) {
                 fs::remove(overlay_file(id), ec);
             } else {
@@ -626,6 +637,14 @@ struct Agent::Impl {
         c.controls.printing = w.controls.printing == policy::Printing::on;
         c.controls.removable_media = w.controls.removable_media != policy::RemovableMedia::off;
         c.display = settings.vm_display;
+        if (resume) {
+            Bytes key = HL_TRY_CTX(vault.get(state_secret_name(id)), "the suspended state's key");
+            if (key.size() != c.state_key.size())
+                return fail(Errc::corrupt, "the suspended state's key is damaged");
+            std::copy(key.begin(), key.end(), c.state_key.begin());
+            crypto::secure_wipe(key);
+            c.resume_from = state_file(id);
+        }
         if (settings.accel == "kvm")
             c.accel = Accel::kvm;
         else if (settings.accel == "tcg")
@@ -644,6 +663,14 @@ struct Agent::Impl {
         std::lock_guard lock(mutex);
         images_in_use.insert(image);
         return vm;
+    }
+
+    // Whether workspace id has a suspended state made on this version of its image.
+    bool resumable(const std::string& id, std::uint64_t version) const {
+        std::error_code ec;
+        auto base = read_text_file(overlay_base_file(id), 64);
+        return fs::exists(state_file(id), ec) && fs::exists(overlay_file(id), ec) && base &&
+               *base == std::to_string(version);
     }
 
     // After a VM stopped: its image may be pruned again.
@@ -863,6 +890,7 @@ void Agent::enforce() {
             d.vms.erase(it);
             d.vm_stopped(id);
         }
+        d.drop_state(id, false); // a revoked or expired workspace is never resumed
         std::lock_guard lock(d.mutex);
         d.vms_to_stop.erase(id);
     }
@@ -941,15 +969,31 @@ Result<Json> Agent::launch(const std::string& app_id, const std::vector<std::str
     std::lock_guard vl(d.vm_mutex);
     const std::string& id = w.workspace.id;
     auto it = d.vms.find(id);
-    bool cold = false;
+    bool cold = false, resumed = false;
     if (it == d.vms.end() || it->second->state() == "died" || it->second->state() == "stopped") {
         if (it != d.vms.end()) {
             it->second->stop(std::chrono::milliseconds(0));
             d.vms.erase(it);
         }
-        auto vm = HL_TRY(d.start_vm(w, version));
-        it = d.vms.emplace(id, std::move(vm)).first;
-        cold = true;
+        bool revertible = w.workspace.persistence == policy::Persistence::revertible;
+        Result<std::unique_ptr<WorkspaceVm>> vm = std::unexpected(Error{Errc::io, ""});
+        if (d.resumable(id, version)) {
+            vm = d.start_vm(w, version, true);
+            if (vm) {
+                resumed = true;
+            } else {
+                std::lock_guard lock(d.mutex);
+                d.event("resume-failed", id, w.image.name, version, vm.error().message);
+            }
+            d.drop_state(id, revertible && !vm); // used, or useless
+        }
+        if (!resumed) {
+            vm = d.start_vm(w, version);
+            cold = true;
+        }
+        if (!vm)
+            return std::unexpected(vm.error());
+        it = d.vms.emplace(id, std::move(*vm)).first;
     }
     auto pid = it->second->launch(app.id, app.command, args,
                                   std::chrono::seconds(d.settings.vm_boot_timeout_seconds));
@@ -960,11 +1004,16 @@ Result<Json> Agent::launch(const std::string& app_id, const std::vector<std::str
     }
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::string kind = cold ? "cold" : (resumed ? "resumed" : "warm");
     d.event("launch", id, w.image.name, version,
-            fmt::format("{} ({} launch, {:.1f} s)", app.id, cold ? "cold" : "warm", seconds));
-    return Json{{"workspace", id},    {"app", app.id},
-                {"pid", *pid},        {"cold", cold},
-                {"seconds", seconds}, {"accel", std::string(accel_name(it->second->accel()))}};
+            fmt::format("{} ({} launch, {:.1f} s)", app.id, kind, seconds));
+    return Json{{"workspace", id},
+                {"app", app.id},
+                {"pid", *pid},
+                {"cold", cold},
+                {"resumed", resumed},
+                {"seconds", seconds},
+                {"accel", std::string(accel_name(it->second->accel()))}};
 }
 
 void Agent::stop_all_workspaces() {
@@ -977,10 +1026,44 @@ void Agent::stop_all_workspaces() {
     d.vms.clear();
 }
 
+Status Agent::suspend_workspace(const std::string& id) {
+    auto& d = *impl_;
+    std::lock_guard vl(d.vm_mutex);
+    auto it = d.vms.find(id);
+    if (it == d.vms.end() || it->second->state() != "running")
+        return fail(Errc::not_found, "workspace '" + id + "' is not running");
+    crypto::Key key;
+    crypto::random_bytes(key);
+    auto put = d.vault.put(Impl::state_secret_name(id), key);
+    Status saved = put ? it->second->suspend(d.state_file(id), key) : put;
+    crypto::secure_wipe(key);
+    d.vms.erase(it);
+    d.vm_stopped(id);
+    std::lock_guard lock(d.mutex);
+    auto& s = d.workspaces[id];
+    if (!saved) {
+        d.drop_state(id, false);
+        d.event("suspend-failed", id, s.image, s.current_version, saved.error().message);
+        return saved;
+    }
+    d.event("suspended", id, s.image, s.current_version, "");
+    return {};
+}
+
 Status Agent::stop_workspace(const std::string& id) {
     auto& d = *impl_;
     std::lock_guard vl(d.vm_mutex);
     auto it = d.vms.find(id);
+    if (it == d.vms.end() && fs::exists(d.state_file(id))) {
+        // Suspended: stopping forgets the saved state (and a revertible workspace's changes).
+        bool revertible = true;
+        if (auto p = current_policy())
+            for (const auto& w : p->policy.workspaces)
+                if (w.workspace.id == id)
+                    revertible = w.workspace.persistence == policy::Persistence::revertible;
+        d.drop_state(id, revertible);
+        return {};
+    }
     if (it == d.vms.end())
         return fail(Errc::not_found, "workspace '" + id + "' is not running");
     it->second->stop(std::chrono::seconds(10));
@@ -1030,6 +1113,8 @@ Json Agent::status() {
             j["vm"] = {{"state", "busy"}}; // a launch is starting a VM right now
         else if (auto it = d.vms.find(id); it != d.vms.end())
             j["vm"] = it->second->status();
+        else if (std::error_code ec; fs::exists(d.state_file(id), ec))
+            j["vm"] = {{"state", "suspended"}};
         else
             j["vm"] = {{"state", "stopped"}};
         list.push_back(std::move(j));

@@ -237,6 +237,44 @@ Result<Json> Qmp::execute(const std::string& command, const Json& arguments,
     }
 }
 
+Status Qmp::send_fd(const std::string& name, int fd) {
+    std::uint64_t id = impl_->next_id++;
+    std::string text =
+        Json{{"execute", "getfd"}, {"arguments", {{"fdname", name}}}, {"id", id}}.dump() + "\n";
+    iovec iov{text.data(), text.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    ssize_t n;
+    do
+        n = ::sendmsg(impl_->fd.get(), &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(text.size()))
+        return fail(Errc::network, std::string("QMP getfd: ") + std::strerror(errno));
+    auto deadline = Clock::now() + 10s;
+    for (;;) {
+        Json m = HL_TRY(impl_->read_message(deadline));
+        if (m.contains("event")) {
+            impl_->events.push_back(std::move(m));
+            continue;
+        }
+        if (!m.contains("id") || m["id"] != id)
+            continue;
+        if (m.contains("error"))
+            return fail(Errc::unsupported,
+                        "QEMU refused getfd: " + m["error"].value("desc", std::string("?")));
+        return {};
+    }
+}
+
 Result<Json> Qmp::wait_event(const std::string& name, std::chrono::milliseconds timeout) {
     auto deadline = Clock::now() + timeout;
     for (;;) {
@@ -399,6 +437,116 @@ Status create_overlay(const fs::path& overlay, std::uint64_t size, const std::st
     return {};
 }
 
+// ---- suspended state -----------------------------------------------------------------------
+//
+// A state file is "HLVMSTATE1" then frames: u32 plaintext length (big-endian) | ciphertext |
+// 16-byte GCM tag, each sealed with nonce = 4 zero bytes | u64 frame number and AAD = 1 byte,
+// 1 for the last frame (empty) and 0 otherwise, so a truncated, reordered or spliced file
+// fails to open.
+
+namespace {
+
+constexpr std::string_view state_magic = "HLVMSTATE1";
+constexpr std::size_t state_frame = 1u << 20;
+
+crypto::Nonce frame_nonce(std::uint64_t n) {
+    crypto::Nonce nonce{};
+    for (int i = 0; i < 8; ++i)
+        nonce[4 + i] = static_cast<std::uint8_t>(n >> (56 - 8 * i));
+    return nonce;
+}
+
+// Reads QEMU's migration stream from fd until it closes and writes it encrypted to file.
+Status encrypt_stream(int fd, const fs::path& file, const crypto::Key& key) {
+    Fd out(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!out)
+        return fail(Errc::io, fmt::format("create {}: {}", file.string(), std::strerror(errno)));
+    HL_TRY(write_all(out.get(), as_bytes(state_magic), file));
+    crypto::AesGcm gcm;
+    Bytes plain(state_frame), sealed(state_frame + 4 + 16);
+    for (std::uint64_t n = 0;; ++n) {
+        std::size_t got = 0;
+        while (got < plain.size()) {
+            ssize_t r = ::read(fd, plain.data() + got, plain.size() - got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0)
+                return fail(Errc::io, std::string("read the VM's state: ") + std::strerror(errno));
+            if (r == 0)
+                break;
+            got += static_cast<std::size_t>(r);
+        }
+        bool last = got == 0;
+        std::uint8_t aad = last ? 1 : 0;
+        auto len = static_cast<std::uint32_t>(got);
+        for (int i = 0; i < 4; ++i)
+            sealed[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(len >> (24 - 8 * i));
+        auto tag =
+            HL_TRY(gcm.seal(key, frame_nonce(n), ByteView(&aad, 1), ByteView(plain.data(), got),
+                            MutableByteView(sealed.data() + 4, got)));
+        std::memcpy(sealed.data() + 4 + got, tag.data(), tag.size());
+        HL_TRY(write_all(out.get(), ByteView(sealed.data(), 4 + got + 16), file));
+        if (last)
+            break;
+    }
+    crypto::secure_wipe(plain);
+    if (::fsync(out.get()) != 0)
+        return fail(Errc::io, fmt::format("fsync {}: {}", file.string(), std::strerror(errno)));
+    return {};
+}
+
+// Decrypts a state file into fd (QEMU's incoming migration), checking every frame first.
+Status decrypt_stream(const fs::path& file, int fd, const crypto::Key& key) {
+    Fd in = HL_TRY(open_read(file));
+    std::array<std::uint8_t, state_magic.size()> magic;
+    HL_TRY(pread_exact(in.get(), magic, 0, file));
+    if (std::string_view(reinterpret_cast<const char*>(magic.data()), magic.size()) != state_magic)
+        return fail(Errc::corrupt, file.string() + " is not a suspended VM's state");
+    std::uint64_t offset = magic.size();
+    std::uint64_t size = HL_TRY(file_size(in.get(), file));
+    crypto::AesGcm gcm;
+    Bytes sealed(state_frame + 16), plain(state_frame);
+    for (std::uint64_t n = 0;; ++n) {
+        std::array<std::uint8_t, 4> h;
+        if (offset + 4 > size)
+            return fail(Errc::corrupt, file.string() + " is truncated");
+        HL_TRY(pread_exact(in.get(), h, offset, file));
+        std::uint32_t len =
+            std::uint32_t{h[0]} << 24 | std::uint32_t{h[1]} << 16 | std::uint32_t{h[2]} << 8 | h[3];
+        if (len > state_frame || offset + 4 + len + 16 > size)
+            return fail(Errc::corrupt, file.string() + " is truncated or damaged");
+        HL_TRY(pread_exact(in.get(), MutableByteView(sealed.data(), len + 16), offset + 4, file));
+        crypto::GcmTag tag;
+        std::memcpy(tag.data(), sealed.data() + len, tag.size());
+        std::uint8_t aad = len == 0 ? 1 : 0;
+        HL_TRY_CTX(gcm.open(key, frame_nonce(n), ByteView(&aad, 1), ByteView(sealed.data(), len),
+                            tag, MutableByteView(plain.data(), len)),
+                   file.string());
+        offset += 4 + len + 16;
+        if (len == 0)
+            break;
+        HL_TRY(write_all(fd, ByteView(plain.data(), len), file));
+    }
+    crypto::secure_wipe(plain);
+    return {};
+}
+
+// Waits for QEMU's migration to finish: its status once completed, failed or cancelled.
+Result<std::string> wait_migration(Qmp& qmp, std::chrono::milliseconds timeout) {
+    auto deadline = Clock::now() + timeout;
+    for (;;) {
+        Json info = HL_TRY(qmp.execute("query-migrate", Json::object(), 10s));
+        std::string status = info.value("status", std::string());
+        if (status == "completed" || status == "failed" || status == "cancelled")
+            return status;
+        if (Clock::now() >= deadline)
+            return fail(Errc::io, "the VM's state was not saved in time");
+        std::this_thread::sleep_for(100ms);
+    }
+}
+
+} // namespace
+
 // ---- the VM ---------------------------------------------------------------------------------
 
 struct Vm::Impl {
@@ -494,6 +642,8 @@ Result<std::unique_ptr<Vm>> Vm::start(const VmSpec& spec) {
         argv.insert(argv.end(),
                     {"-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0"});
     }
+    if (spec.resume_from)
+        argv.insert(argv.end(), {"-incoming", "defer"});
     argv.insert(argv.end(), spec.extra_args.begin(), spec.extra_args.end());
     SpawnOptions o;
     o.argv = std::move(argv);
@@ -513,7 +663,10 @@ Result<std::unique_ptr<Vm>> Vm::start(const VmSpec& spec) {
                                           qmp.error().message, log ? *log : std::string()));
     }
     impl->qmp = std::move(*qmp);
-    return std::unique_ptr<Vm>(new Vm(std::move(impl)));
+    std::unique_ptr<Vm> vm(new Vm(std::move(impl)));
+    if (spec.resume_from)
+        HL_TRY(vm->resume(*spec.resume_from, spec.state_key));
+    return vm;
 }
 
 Vm::~Vm() {
@@ -554,6 +707,76 @@ bool Vm::alive() {
         return false;
     }
     return true;
+}
+
+Status Vm::resume(const fs::path& state_file, const crypto::Key& key) {
+    // A socket pair rather than a pipe: shutdown() unblocks the side we hold if QEMU fails.
+    int p[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0)
+        return fail(Errc::io, std::string("socketpair: ") + std::strerror(errno));
+    Fd read_end(p[0]), write_end(p[1]);
+    HL_TRY(impl_->qmp->send_fd("resume", read_end.get()));
+    read_end = Fd();
+    HL_TRY(impl_->qmp->execute("migrate-incoming", {{"uri", "fd:resume"}}));
+    Status fed;
+    std::thread feeder([&] {
+        fed = decrypt_stream(state_file, write_end.get(), key);
+        write_end = Fd(); // end of stream
+    });
+    auto status = wait_migration(*impl_->qmp, 300s);
+    if (!status)
+        ::shutdown(write_end.get(), SHUT_RDWR);
+    feeder.join();
+    HL_TRY(fed);
+    std::string st = HL_TRY(std::move(status));
+    if (st != "completed")
+        return fail(Errc::io, "QEMU could not load the suspended state (" + st + ")");
+    auto running = HL_TRY(impl_->qmp->execute("query-status"));
+    if (running.value("status", std::string()) != "running")
+        HL_TRY(impl_->qmp->execute("cont"));
+    return {};
+}
+
+Status Vm::suspend_to(const fs::path& state_file, const crypto::Key& key,
+                      std::chrono::milliseconds timeout) {
+    if (!alive())
+        return fail(Errc::io, "the VM is not running");
+    fs::path tmp = state_file;
+    tmp += ".partial";
+    // A socket pair rather than a pipe: shutdown() unblocks the side we hold if QEMU fails.
+    int p[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0)
+        return fail(Errc::io, std::string("socketpair: ") + std::strerror(errno));
+    Fd read_end(p[0]), write_end(p[1]);
+    HL_TRY(impl_->qmp->execute("stop"));
+    HL_TRY(impl_->qmp->send_fd("suspend", write_end.get()));
+    write_end = Fd(); // QEMU holds it now: the stream ends when QEMU closes its copy
+    Status saved;
+    std::thread saver([&] { saved = encrypt_stream(read_end.get(), tmp, key); });
+    auto started = impl_->qmp->execute("migrate", {{"uri", "fd:suspend"}});
+    Result<std::string> status = started ? wait_migration(*impl_->qmp, timeout)
+                                         : Result<std::string>(std::unexpected(started.error()));
+    if (!status || *status != "completed") {
+        shut_down(0ms); // closes QEMU's end of the pipe
+        saver.join();
+        std::error_code ec;
+        fs::remove(tmp, ec);
+        if (!status)
+            return std::unexpected(status.error());
+        return fail(Errc::io, "QEMU could not save the VM's state (" + *status + ")");
+    }
+    shut_down(0ms); // quit: QEMU closes the stream
+    saver.join();
+    if (!saved) {
+        std::error_code ec;
+        fs::remove(tmp, ec);
+        return saved;
+    }
+    std::error_code ec;
+    fs::rename(tmp, state_file, ec);
+    if (ec)
+        return fail(Errc::io, "move the VM's state into place: " + ec.message());
+    return {};
 }
 
 void Vm::shut_down(std::chrono::milliseconds timeout) {

@@ -236,13 +236,7 @@ struct WorkspaceVm::Impl {
             hello = true;
             Json detail = {{"guest_version", h->guest_version}, {"hostname", h->hostname}};
             lock.unlock();
-            (void)channel->send(guest::HostHello{});
-            (void)channel->send(
-                guest::SetTime{std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count()});
-            (void)channel->send(guest::Controls{config.controls});
-            (void)channel->send(guest::ListApps{});
+            greet();
             event("guest-hello", detail);
             lock.lock();
         } else if (auto* a = std::get_if<guest::AppList>(&m)) {
@@ -266,6 +260,17 @@ struct WorkspaceVm::Impl {
             lock.lock();
         }
         changed.notify_all();
+    }
+
+    // What the guest gets after its hello, and after a resume (it was greeted before the
+    // suspend and never saw the host go): the time, the controls, and a request for its apps.
+    void greet() {
+        (void)channel->send(guest::HostHello{});
+        (void)channel->send(guest::SetTime{std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count()});
+        (void)channel->send(guest::Controls{config.controls});
+        (void)channel->send(guest::ListApps{});
     }
 
     void on_closed(const Error& e) {
@@ -325,10 +330,19 @@ Result<std::unique_ptr<WorkspaceVm>> WorkspaceVm::start(WorkspaceVmConfig config
     spec.memory_mib = c.memory_mib;
     spec.network = c.network;
     spec.accel = c.accel;
+    spec.resume_from = c.resume_from;
+    spec.state_key = c.state_key;
     impl->vm = HL_TRY(Vm::start(spec));
     impl->channel = HL_TRY(GuestChannel::connect(
         impl->vm->control_socket(), [raw](const guest::GuestMessage& m) { raw->on_message(m); },
         [raw](const Error& e) { raw->on_closed(e); }));
+    if (c.resume_from) {
+        {
+            std::lock_guard lock(impl->mutex);
+            impl->hello = true;
+        }
+        impl->greet();
+    }
     if (c.display) {
         impl->display = make_xpra_display();
         HL_TRY(impl->display->attach(
@@ -407,6 +421,22 @@ Json WorkspaceVm::status() {
     if (impl_->display)
         j["display"] = impl_->display->attached() ? "attached" : "detached";
     return j;
+}
+
+Status WorkspaceVm::suspend(const fs::path& state_file, const crypto::Key& key) {
+    {
+        std::lock_guard lock(impl_->mutex);
+        if (impl_->stopped)
+            return fail(Errc::invalid_argument, "workspace '" + impl_->config.id + "' is stopped");
+        impl_->stopped = true;
+    }
+    if (impl_->display)
+        impl_->display->detach();
+    auto saved = impl_->vm->suspend_to(state_file, key, std::chrono::seconds(300));
+    impl_->vm->shut_down(std::chrono::milliseconds(0));
+    impl_->channel.reset();
+    impl_->exp.reset();
+    return saved;
 }
 
 void WorkspaceVm::stop(std::chrono::milliseconds timeout) {

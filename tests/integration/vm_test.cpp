@@ -140,7 +140,29 @@ TEST_CASE("vm: a published app from the guest image opens as a window on the hos
     REQUIRE(warm_json);
     CHECK((*warm_json)["cold"] == false);
     CHECK_FALSE(
-        x.wait_for_window("xterm.*\\[Legacy Desk\\]|\\[Legacy Desk\\].*xterm", 30s).empty());
+        x.wait_for_window("xterm.*\\[Legacy Desk\\]|\\[Legacy Desk\\].*xterm", 90s).empty());
+
+    // Suspend to disk: the VM stops, its windows go; the next launch resumes it (no boot).
+    auto suspended = agent.heirloom({"suspend", "legacy-ws"});
+    INFO(suspended.err);
+    REQUIRE(suspended.exit_code == 0);
+    CHECK(test::AgentHome::workspace(agent.status(), "legacy-ws")["vm"]["state"] == "suspended");
+    CHECK(x.wait_for_window("\\[Legacy Desk\\]", 1s).empty());
+    fs::path state = agent.state() / "overlays" / "legacy-ws.state";
+    REQUIRE(fs::exists(state));
+    // The saved memory is encrypted: the guest's own hostname, in every guest's RAM, is not
+    // in it.
+    CHECK(read_text(state).find("heirloom-guest") == std::string::npos);
+    auto resumed = agent.heirloom({"launch", "clock", "--json"});
+    INFO(resumed.out << resumed.err << "\n--- guest console\n"
+                     << read_text(run_dir / "console.log"));
+    REQUIRE(resumed.exit_code == 0);
+    auto resumed_json = parse_json(resumed.out);
+    REQUIRE(resumed_json);
+    CHECK((*resumed_json)["resumed"] == true);
+    CHECK((*resumed_json)["cold"] == false);
+    CHECK_FALSE(x.wait_for_window("\\[Legacy Desk\\]", 60s).empty());
+    CHECK_FALSE(fs::exists(state)); // used up
 
     // Clipboard, host→guest allowed: what the host copies is what the guest reads.
     REQUIRE(x.set_clipboard("hello-from-the-host"));
@@ -161,6 +183,8 @@ TEST_CASE("vm: a published app from the guest image opens as a window on the hos
     }
 
     // A VM that dies is noticed, restarted, and the user told (status and an event).
+    vm = test::AgentHome::workspace(agent.status(), "legacy-ws")["vm"];
+    REQUIRE(vm.contains("pid"));
     auto qemu_pid = vm["pid"].get<pid_t>();
     REQUIRE(::kill(qemu_pid, SIGKILL) == 0);
     Json after;

@@ -97,8 +97,12 @@ class Agent {
     // ended, it was revoked, or its image is not synced yet. Returns the workspace, the app,
     // the guest pid, whether the launch was cold, its seconds and the VM's acceleration.
     Result<Json> launch(const std::string& app_id, const std::vector<std::string>& args);
-    // Stops a workspace's VM (a revertible workspace loses its changes).
+    // Stops a workspace's VM (a revertible workspace loses its changes); a suspended one
+    // forgets its saved state.
     Status stop_workspace(const std::string& id);
+    // Suspends a running workspace's VM to disk (memory and devices, encrypted); the next
+    // launch resumes it in seconds instead of booting.
+    Status suspend_workspace(const std::string& id);
     // Stops every running VM (at logout and when the daemon stops).
     void stop_all_workspaces();
 

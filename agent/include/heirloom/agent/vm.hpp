@@ -6,6 +6,7 @@
 // QEMU through an inherited pipe). The guest agent's control channel and the display channel
 // are virtio-serial ports on private unix sockets: no TCP port anywhere. See docs/vm.md.
 
+#include "heirloom/common/crypto.hpp"
 #include "heirloom/common/error.hpp"
 #include "heirloom/common/file.hpp"
 #include "heirloom/common/json.hpp"
@@ -51,6 +52,8 @@ class Qmp {
     // Runs a command; returns its "return" value, or QEMU's error as an Error.
     Result<Json> execute(const std::string& command, const Json& arguments = Json::object(),
                          std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    // Hands QEMU a file descriptor under a name (QMP getfd, over SCM_RIGHTS), for "fd:NAME".
+    Status send_fd(const std::string& name, int fd);
     // Events received so far (and drained); waits up to timeout for one named `name`.
     Result<Json> wait_event(const std::string& name, std::chrono::milliseconds timeout);
 
@@ -79,8 +82,12 @@ struct VmSpec {
     std::string overlay_key; // the overlay's LUKS passphrase (hex of 32 random bytes)
     unsigned memory_mib = 1024;
     unsigned cpus = 2;
-    bool network = true;                 // QEMU user networking (NAT); false: no network device
-    std::optional<Accel> accel;          // default: probe_accel()
+    bool network = true;        // QEMU user networking (NAT); false: no network device
+    std::optional<Accel> accel; // default: probe_accel()
+    // Resume from a state file written by Vm::suspend_to (with the same disks) instead of
+    // booting; state_key is its key.
+    std::optional<fs::path> resume_from;
+    crypto::Key state_key{};
     std::vector<std::string> extra_args; // for tests only
 };
 
@@ -112,8 +119,14 @@ class Vm {
     std::optional<int> exit_code() const;
     // Asks the guest to power off (ACPI), waits up to timeout, then quits QEMU.
     void shut_down(std::chrono::milliseconds timeout);
+    // Suspends to disk: pauses the guest, saves its memory and devices through QEMU's
+    // migration stream, encrypted (AES-256-GCM frames under key) into state_file, then quits
+    // QEMU. The file appears only when complete.
+    Status suspend_to(const fs::path& state_file, const crypto::Key& key,
+                      std::chrono::milliseconds timeout);
 
   private:
+    Status resume(const fs::path& state_file, const crypto::Key& key);
     struct Impl;
     explicit Vm(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;

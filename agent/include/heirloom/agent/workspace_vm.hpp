@@ -78,6 +78,8 @@ struct WorkspaceVmConfig {
     bool network = true;
     guest::DeviceControls controls;
     bool display = true; // attach the seamless display (tests may not)
+    std::optional<fs::path> resume_from; // a state saved by suspend(): resume instead of boot
+    crypto::Key state_key{};
     std::optional<Accel> accel;
     // Things the user should hear of: "guest-ready", "app-exited", "vm-died", "guest-error".
     std::function<void(const std::string& event, const Json& detail)> on_event;
@@ -109,6 +111,9 @@ class WorkspaceVm {
     // Powers the guest off (or kills it after timeout), detaches the display, stops the export,
     // and discards the overlay of a revertible workspace.
     void stop(std::chrono::milliseconds timeout);
+    // Suspends to disk: the guest's memory and devices, encrypted under key, into
+    // state_file; the overlay stays (even a revertible one) for the resume. Stopped after.
+    Status suspend(const fs::path& state_file, const crypto::Key& key);
 
   private:
     struct Impl;
