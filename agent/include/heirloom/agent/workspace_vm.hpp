@@ -77,7 +77,7 @@ struct WorkspaceVmConfig {
     unsigned memory_mib = 1024;
     bool network = true;
     guest::DeviceControls controls;
-    bool display = true; // attach the seamless display (tests may not)
+    bool display = true;                 // attach the seamless display (tests may not)
     std::optional<fs::path> resume_from; // a state saved by suspend(): resume instead of boot
     crypto::Key state_key{};
     std::optional<Accel> accel;
