@@ -11,8 +11,8 @@
 #   launch   the whole stack: the demo directory, heirloom-server, the image pushed, an agent
 #            on a private Xvfb display: cold start to window (`heirloom launch` with no VM
 #            running, until the app's window is on the display), warm launch to window (VM
-#            running), each --runs times; KVM or TCG named. Resume from suspend is not built
-#            (docs/vm.md) and is reported as such, not measured.
+#            running), suspend to disk, and resume from suspend to window (`heirloom launch`
+#            after `heirloom suspend`), each --runs times; KVM or TCG named.
 # Prints one JSON object per measurement on stdout and a summary on stderr.
 #
 #   --image VHD     the guest image (default build/guest/guest.vhd)
@@ -211,9 +211,18 @@ measure_launch() {
             die "warm launch failed (see $logs/launch.log)"
         warm=$(window_after "$t" 'xterm') || die "no terminal window on $display"
         record tool=heirloom scenario=warm-launch-to-window run="$i" seconds="$warm" accel="$vm_accel"
+        t=$(now)
+        "${as_alice[@]}" "$bin_dir/heirloom" suspend legacy-ws >>"$logs/launch.log" 2>&1 ||
+            die "suspend failed (see $logs/launch.log and $logs/agent.log)"
+        record tool=heirloom scenario=suspend-to-disk run="$i" seconds="$(since "$t")" \
+            state_bytes="$(stat -c %s "$home/.local/share/heirloom/overlays/legacy-ws.state")"
+        t=$(now)
+        out=$("${as_alice[@]}" "$bin_dir/heirloom" launch clock --json 2>>"$logs/launch.log") ||
+            die "launch after suspend failed (see $logs/launch.log)"
+        [[ $out == *'"resumed": true'* ]] || die "the launch after a suspend did not resume: $out"
+        warm=$(window_after "$t" 'xclock') || die "no clock window after the resume"
+        record tool=heirloom scenario=resume-from-suspend-to-window run="$i" seconds="$warm" accel="$vm_accel"
     done
-    record tool=heirloom scenario=resume-from-suspend-to-window status=not-built \
-        note="suspend to disk is not built yet (docs/vm.md)"
 }
 
 [[ $only == launch ]] || measure_export

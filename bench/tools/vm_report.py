@@ -26,7 +26,8 @@ def main():
     for base in ("plaintext", "qemu-nbd"):
         if "export" in rates and rates.get(base, 0) > 0:
             table.append([f"export / {base}", "", f"{rates['export'] / rates[base]:.2f}", "x", ""])
-    for scenario in ("cold-start-to-window", "warm-launch-to-window"):
+    for scenario in ("cold-start-to-window", "warm-launch-to-window", "suspend-to-disk",
+                     "resume-from-suspend-to-window"):
         got = [r for r in rows if r.get("scenario") == scenario]
         if got:
             accel = ",".join(sorted({r.get("accel", "?") for r in got}))
