@@ -101,6 +101,8 @@ Result<AgentSettings> parse_settings(std::string_view text) {
                     s.media_roots.push_back(folder);
             } else if (key == "vm_boot_timeout_seconds") {
                 s.vm_boot_timeout_seconds = std::clamp(value.get<int>(), 10, 3600);
+            } else if (key == "vm_idle_suspend_seconds") {
+                s.vm_idle_suspend_seconds = std::clamp(value.get<int>(), 0, 7 * 86400);
             } else if (key == "vm_display") {
                 s.vm_display = value.get<bool>();
             } else if (key == "accel") {
@@ -159,6 +161,7 @@ struct Agent::Impl {
     std::map<std::string, std::unique_ptr<WorkspaceVm>> vms;
     std::set<std::string> vms_to_stop;   // (under mutex) revoked or expired: enforce() stops them
     std::set<std::string> images_in_use; // (under mutex) by a running VM: not pruned by a sync
+    std::map<std::string, std::set<std::int64_t>> suspended_apps; // (vm_mutex) at suspend
 
     fs::path overlays() const { return paths.state / "overlays"; }
     fs::path overlay_file(const std::string& id) const { return overlays() / (id + ".qcow2"); }
@@ -644,6 +647,10 @@ struct Agent::Impl {
             std::copy(key.begin(), key.end(), c.state_key.begin());
             crypto::secure_wipe(key);
             c.resume_from = state_file(id);
+            // The apps that ran at the suspend still run; unknown after an agent restart.
+            auto known = suspended_apps.find(id);
+            c.apps_running =
+                known != suspended_apps.end() ? known->second : std::set<std::int64_t>{-1};
         }
         if (settings.accel == "kvm")
             c.accel = Accel::kvm;
@@ -663,6 +670,30 @@ struct Agent::Impl {
         std::lock_guard lock(mutex);
         images_in_use.insert(image);
         return vm;
+    }
+
+    // Suspends workspace id's running VM (vm_mutex held); event is what the server hears.
+    Status suspend_locked(const std::string& id, const std::string& event_type) {
+        auto it = vms.find(id);
+        if (it == vms.end() || it->second->state() != "running")
+            return fail(Errc::not_found, "workspace '" + id + "' is not running");
+        crypto::Key key;
+        crypto::random_bytes(key);
+        auto put = vault.put(state_secret_name(id), key);
+        suspended_apps[id] = it->second->apps_running();
+        Status saved = put ? it->second->suspend(state_file(id), key) : put;
+        crypto::secure_wipe(key);
+        vms.erase(it);
+        vm_stopped(id);
+        std::lock_guard lock(mutex);
+        auto& s = workspaces[id];
+        if (!saved) {
+            drop_state(id, false);
+            event("suspend-failed", id, s.image, s.current_version, saved.error().message);
+            return saved;
+        }
+        event(event_type, id, s.image, s.current_version, "");
+        return {};
     }
 
     // Whether workspace id has a suspended state made on this version of its image.
@@ -926,6 +957,16 @@ void Agent::enforce() {
                 "the workspace VM died and could not be restarted: " + restarted.error().message;
         }
     }
+    // VMs no launched app has used for a while are suspended: resuming costs seconds, and a
+    // suspended VM costs no memory or CPU.
+    if (d.settings.vm_idle_suspend_seconds > 0) {
+        std::vector<std::string> idle;
+        for (auto& [id, vm] : d.vms)
+            if (auto t = vm->idle_for(); t && t->count() >= d.settings.vm_idle_suspend_seconds)
+                idle.push_back(id);
+        for (const auto& id : idle)
+            (void)d.suspend_locked(id, "idle-suspended");
+    }
 }
 
 Result<Json> Agent::launch(const std::string& app_id, const std::vector<std::string>& args) {
@@ -1029,25 +1070,7 @@ void Agent::stop_all_workspaces() {
 Status Agent::suspend_workspace(const std::string& id) {
     auto& d = *impl_;
     std::lock_guard vl(d.vm_mutex);
-    auto it = d.vms.find(id);
-    if (it == d.vms.end() || it->second->state() != "running")
-        return fail(Errc::not_found, "workspace '" + id + "' is not running");
-    crypto::Key key;
-    crypto::random_bytes(key);
-    auto put = d.vault.put(Impl::state_secret_name(id), key);
-    Status saved = put ? it->second->suspend(d.state_file(id), key) : put;
-    crypto::secure_wipe(key);
-    d.vms.erase(it);
-    d.vm_stopped(id);
-    std::lock_guard lock(d.mutex);
-    auto& s = d.workspaces[id];
-    if (!saved) {
-        d.drop_state(id, false);
-        d.event("suspend-failed", id, s.image, s.current_version, saved.error().message);
-        return saved;
-    }
-    d.event("suspended", id, s.image, s.current_version, "");
-    return {};
+    return d.suspend_locked(id, "suspended");
 }
 
 Status Agent::stop_workspace(const std::string& id) {

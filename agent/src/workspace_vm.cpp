@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <poll.h>
+#include <set>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -222,6 +223,8 @@ struct WorkspaceVm::Impl {
     std::optional<Error> broken; // the guest broke the protocol or the channel closed
     std::vector<guest::App> apps;
     std::map<std::uint64_t, std::variant<std::int64_t, std::string>> launches; // req → result
+    std::set<std::int64_t> apps_running;         // guest pids of launched apps still running
+    std::optional<Clock::time_point> idle_since; // since when no launched app runs
     std::uint64_t next_req = 1;
     bool stopped = false;
 
@@ -242,11 +245,17 @@ struct WorkspaceVm::Impl {
         } else if (auto* a = std::get_if<guest::AppList>(&m)) {
             apps = a->apps;
             have_apps = true;
+            if (apps_running.empty() && !idle_since)
+                idle_since = Clock::now();
         } else if (auto* l = std::get_if<guest::Launched>(&m)) {
             launches[l->req] = l->pid;
+            apps_running.insert(l->pid);
+            idle_since.reset();
         } else if (auto* f = std::get_if<guest::LaunchFailed>(&m)) {
             launches[f->req] = f->message;
         } else if (auto* e = std::get_if<guest::Exited>(&m)) {
+            if (apps_running.erase(e->pid) && apps_running.empty())
+                idle_since = Clock::now();
             Json detail = {{"pid", e->pid}, {"code", e->code}};
             lock.unlock();
             event("app-exited", detail);
@@ -340,6 +349,7 @@ Result<std::unique_ptr<WorkspaceVm>> WorkspaceVm::start(WorkspaceVmConfig config
         {
             std::lock_guard lock(impl->mutex);
             impl->hello = true;
+            impl->apps_running = c.apps_running;
         }
         impl->greet();
     }
@@ -401,6 +411,18 @@ std::string WorkspaceVm::state() {
     if (!impl_->vm->alive())
         return "died";
     return impl_->hello && impl_->have_apps ? "running" : "booting";
+}
+
+std::set<std::int64_t> WorkspaceVm::apps_running() {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->apps_running;
+}
+
+std::optional<std::chrono::seconds> WorkspaceVm::idle_for() {
+    std::lock_guard lock(impl_->mutex);
+    if (impl_->stopped || !impl_->idle_since || !impl_->apps_running.empty())
+        return std::nullopt;
+    return std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - *impl_->idle_since);
 }
 
 Accel WorkspaceVm::accel() const {

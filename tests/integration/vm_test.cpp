@@ -89,7 +89,7 @@ TEST_CASE("vm: a published app from the guest image opens as a window on the hos
     // Alice's agent, on the Xvfb display, syncs the image.
     test::AgentHome agent;
     agent.add_environment("DISPLAY=" + x.display());
-    agent.write_settings({{"vm_boot_timeout_seconds", 600}});
+    agent.write_settings({{"vm_boot_timeout_seconds", 600}, {"vm_idle_suspend_seconds", 15}});
     REQUIRE(agent.start());
     auto login = agent.heirloom({"login", "--server", server.url(), "--user", "alice", "--ca-file",
                                  server.ca_file().string()},
@@ -198,6 +198,16 @@ TEST_CASE("vm: a published app from the guest image opens as a window on the hos
     CHECK(after["vm"].value("pid", qemu_pid) != qemu_pid);
     CHECK_THAT(after["last_error"].get<std::string>(), Catch::Contains("stopped unexpectedly"));
     CHECK_THAT(after["vm"].value("state", std::string()), Catch::Matches("booting|running"));
+
+    // The restarted VM runs no app: once its guest is up, it is suspended after the idle
+    // time (15 s here), while the VM before it, with apps open, never was.
+    std::string idle_state;
+    for (int i = 0; i < 240 && idle_state != "suspended"; ++i) {
+        std::this_thread::sleep_for(500ms);
+        idle_state = test::AgentHome::workspace(agent.status(), "legacy-ws")["vm"].value(
+            "state", std::string());
+    }
+    CHECK(idle_state == "suspended");
 
     // Stop: the VM powers off and the revertible workspace forgets its changes.
     REQUIRE(agent.heirloom({"stop", "legacy-ws"}).exit_code == 0);

@@ -33,6 +33,7 @@ struct AgentSettings {
     int vm_boot_timeout_seconds = 300; // a launch waits this long for a cold VM's guest agent
     bool vm_display = true;            // show the guest's windows (off: headless, for tests)
     std::string accel = "auto";        // VM acceleration: auto (probe KVM), kvm or tcg
+    int vm_idle_suspend_seconds = 900; // suspend a VM no launched app has used this long; 0: never
 };
 Result<AgentSettings> load_settings(const fs::path& file);
 Result<AgentSettings> parse_settings(std::string_view text);

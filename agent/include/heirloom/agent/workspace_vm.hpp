@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 
 namespace heirloom::agent {
 
@@ -80,6 +81,8 @@ struct WorkspaceVmConfig {
     bool display = true;                 // attach the seamless display (tests may not)
     std::optional<fs::path> resume_from; // a state saved by suspend(): resume instead of boot
     crypto::Key state_key{};
+    // Guest pids of the apps running when it was suspended (-1: unknown, never idle).
+    std::set<std::int64_t> apps_running;
     std::optional<Accel> accel;
     // Things the user should hear of: "guest-ready", "app-exited", "vm-died", "guest-error".
     std::function<void(const std::string& event, const Json& detail)> on_event;
@@ -105,6 +108,11 @@ class WorkspaceVm {
     std::vector<guest::App> apps();
     // running, booting, stopped, died
     std::string state();
+    // How long no app launched through launch() has been running in a ready guest (nullopt
+    // while one runs, or before the guest is ready).
+    std::optional<std::chrono::seconds> idle_for();
+    // Guest pids of launched apps still running.
+    std::set<std::int64_t> apps_running();
     Accel accel() const;
     Vm& vm();
     Json status();
