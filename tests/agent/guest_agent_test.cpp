@@ -3,6 +3,7 @@
 // relay to a stand-in Xpra socket.
 
 #include "heirloom/agent/guest_protocol.hpp"
+#include "support/guest_frames.hpp"
 #include "support/support.hpp"
 
 #include <catch2/catch.hpp>
@@ -21,27 +22,9 @@
 
 using namespace heirloom;
 using namespace heirloom::guest;
+using namespace heirloom::test;
 
 namespace {
-
-std::string as_text(const std::vector<std::uint8_t>& bytes) {
-    return std::string(bytes.begin(), bytes.end());
-}
-
-std::vector<std::uint8_t> fake_png(std::size_t size) {
-    std::vector<std::uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    for (std::size_t i = png.size(); i < size; ++i)
-        png.push_back(static_cast<std::uint8_t>(i * 7));
-    return png;
-}
-
-// A frame around arbitrary payload bytes, with any length field.
-std::string raw_frame(std::string_view payload, std::optional<std::uint32_t> length = {}) {
-    std::uint32_t n = length.value_or(static_cast<std::uint32_t>(payload.size()));
-    std::string out = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
-                       static_cast<char>(n >> 8), static_cast<char>(n)};
-    return out + std::string(payload);
-}
 
 // A small file's text. (Not read_text_file: libstdc++ 12's resize_and_overwrite, which it
 // uses, gives strings of 16 to 29 bytes a wrong length.)

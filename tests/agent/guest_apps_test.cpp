@@ -3,23 +3,14 @@
 
 #include "guest/desktop_entry.hpp"
 #include "guest/display.hpp"
+#include "support/guest_frames.hpp"
 #include "support/support.hpp"
 
 #include <catch2/catch.hpp>
 
 using namespace heirloom;
 using namespace heirloom::guest;
-
-namespace {
-
-std::vector<std::uint8_t> fake_png(std::size_t size) {
-    std::vector<std::uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    for (std::size_t i = png.size(); i < size; ++i)
-        png.push_back(static_cast<std::uint8_t>(i * 7));
-    return png;
-}
-
-} // namespace
+using namespace heirloom::test;
 
 TEST_CASE("guest apps: Exec lines split like the Desktop Entry spec says, with no shell",
           "[guest]") {

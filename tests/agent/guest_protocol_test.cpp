@@ -3,33 +3,16 @@
 
 #include "guest/desktop_entry.hpp"
 #include "heirloom/agent/guest_protocol.hpp"
+#include "support/guest_frames.hpp"
 #include "support/support.hpp"
 
 #include <catch2/catch.hpp>
 
 using namespace heirloom;
 using namespace heirloom::guest;
+using namespace heirloom::test;
 
 namespace {
-
-std::string as_text(const std::vector<std::uint8_t>& bytes) {
-    return std::string(bytes.begin(), bytes.end());
-}
-
-std::vector<std::uint8_t> fake_png(std::size_t size) {
-    std::vector<std::uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    for (std::size_t i = png.size(); i < size; ++i)
-        png.push_back(static_cast<std::uint8_t>(i * 7));
-    return png;
-}
-
-// A frame around arbitrary payload bytes, with any length field.
-std::string raw_frame(std::string_view payload, std::optional<std::uint32_t> length = {}) {
-    std::uint32_t n = length.value_or(static_cast<std::uint32_t>(payload.size()));
-    std::string out = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
-                       static_cast<char>(n >> 8), static_cast<char>(n)};
-    return out + std::string(payload);
-}
 
 bool is_printable_ascii(std::string_view text) {
     return std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
