@@ -16,15 +16,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-Result<sockaddr_un> address(const fs::path& path) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.string().size() >= sizeof addr.sun_path)
-        return fail(Errc::invalid_argument, "socket path too long: " + path.string());
-    std::memcpy(addr.sun_path, path.c_str(), path.string().size());
-    return addr;
-}
-
 // Reads one line (without its newline) before the deadline; fails on a longer line.
 Result<std::string> read_line(int fd, Clock::time_point deadline) {
     std::string line;
@@ -69,9 +60,18 @@ Json error_answer(std::string message) {
 
 } // namespace
 
+Result<sockaddr_un> unix_address(const fs::path& path) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.string().size() >= sizeof addr.sun_path)
+        return fail(Errc::invalid_argument, "socket path too long: " + path.string());
+    std::memcpy(addr.sun_path, path.c_str(), path.string().size());
+    return addr;
+}
+
 Result<ControlServer> ControlServer::listen(const fs::path& path) {
     HL_TRY(ensure_private_dir(path.parent_path()));
-    sockaddr_un addr = HL_TRY(address(path));
+    sockaddr_un addr = HL_TRY(unix_address(path));
     if (fs::exists(path)) {
         if (call_agent(path, {{"command", "ping"}}, 2))
             return fail(Errc::conflict,
@@ -148,7 +148,7 @@ void ControlServer::serve(int client, const Handler& handler) {
 }
 
 Result<Json> call_agent(const fs::path& path, const Json& request, int timeout_seconds) {
-    sockaddr_un addr = HL_TRY(address(path));
+    sockaddr_un addr = HL_TRY(unix_address(path));
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return fail_errno("socket", path.string());

@@ -1,5 +1,6 @@
 #include "heirloom/agent/nbd_export.hpp"
 
+#include "heirloom/agent/control.hpp"
 #include "heirloom/common/file.hpp"
 
 #include <algorithm>
@@ -485,12 +486,8 @@ Result<std::unique_ptr<NbdExport>> NbdExport::start(const fs::path& socket_path,
     impl->reader = std::move(reader);
     impl->export_name = std::move(export_name);
     impl->on_error = std::move(on_error);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
     std::string path = socket_path.string();
-    if (path.size() >= sizeof(addr.sun_path))
-        return fail(Errc::invalid_argument, "socket path too long: " + path);
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    sockaddr_un addr = HL_TRY(unix_address(socket_path));
     impl->listener = Fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!impl->listener)
         return fail(Errc::io, std::string("socket: ") + std::strerror(errno));

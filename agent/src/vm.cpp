@@ -1,5 +1,6 @@
 #include "heirloom/agent/vm.hpp"
 
+#include "heirloom/agent/control.hpp"
 #include "heirloom/common/crypto.hpp"
 
 #include <cerrno>
@@ -185,12 +186,8 @@ Qmp::~Qmp() = default;
 
 Result<Qmp> Qmp::connect(const fs::path& socket, std::chrono::milliseconds timeout) {
     auto deadline = Clock::now() + timeout;
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
     std::string path = socket.string();
-    if (path.size() >= sizeof(addr.sun_path))
-        return fail(Errc::invalid_argument, "QMP socket path too long: " + path);
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    sockaddr_un addr = HL_TRY_CTX(unix_address(socket), "QMP");
     auto impl = std::make_unique<Impl>();
     for (;;) {
         impl->fd = Fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));

@@ -1,5 +1,7 @@
 #include "heirloom/agent/workspace_vm.hpp"
 
+#include "heirloom/agent/control.hpp"
+
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -74,12 +76,8 @@ GuestChannel::connect(const fs::path& socket, OnMessage on_message, OnClosed on_
     auto impl = std::make_unique<Impl>();
     impl->on_message = std::move(on_message);
     impl->on_closed = std::move(on_closed);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
     std::string path = socket.string();
-    if (path.size() >= sizeof(addr.sun_path))
-        return fail(Errc::invalid_argument, "guest channel path too long: " + path);
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    sockaddr_un addr = HL_TRY_CTX(unix_address(socket), "guest channel");
     impl->fd = Fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (::connect(impl->fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
         return fail(Errc::network, fmt::format("cannot connect to the guest channel {}: {}", path,

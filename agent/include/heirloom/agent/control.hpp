@@ -11,10 +11,16 @@
 
 #include <atomic>
 #include <functional>
+#include <sys/un.h>
 
 namespace heirloom::agent {
 
 inline constexpr std::size_t max_control_message = 64 << 10;
+
+// The address of the Unix socket at path; refuses a path longer than sun_path holds. (Every
+// private socket of the agent goes through here: the control socket, the NBD export, QMP and
+// the guest channel.)
+Result<sockaddr_un> unix_address(const fs::path& path);
 
 class ControlServer {
   public:
