@@ -25,6 +25,11 @@ void secure_wipe(MutableByteView bytes) {
     sodium_memzero(bytes.data(), bytes.size());
 }
 
+void secure_wipe(std::string& text) {
+    sodium_memzero(text.data(), text.size());
+    text.clear();
+}
+
 Digest sha256(ByteView data) {
     Digest out;
     SHA256(data.data(), data.size(), out.data());

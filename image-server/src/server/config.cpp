@@ -200,14 +200,65 @@ Result<ServerConfig> load_config(const fs::path& path) {
     return config;
 }
 
+Json config_to_json(const ServerConfig& c) {
+    const DirectoryConfig& d = c.directory;
+    bool v6 = c.listen_host.find(':') != std::string::npos;
+    std::string listen =
+        (v6 ? "[" + c.listen_host + "]" : c.listen_host) + ":" + std::to_string(c.listen_port);
+    const std::map<LogLevel, std::string> levels = {{LogLevel::debug, "debug"},
+                                                    {LogLevel::info, "info"},
+                                                    {LogLevel::warn, "warn"},
+                                                    {LogLevel::error, "error"}};
+    Json directory = {
+        {"uri", d.uri},
+        {"tls", std::string(to_string(d.tls))},
+        {"ca_file", d.ca_file},
+        {"base_dn", d.base_dn},
+        {"bind_dn", d.bind_dn},
+        {"user_base", d.user_base},
+        {"group_base", d.group_base},
+        {"user_attribute", d.user_attribute},
+        {"user_object_class", d.user_object_class},
+        {"group_attribute", d.group_attribute},
+        {"membership", std::string(to_string(d.membership))},
+        {"timeout_seconds", d.timeout_seconds},
+    };
+    if (!c.directory_password_file.empty())
+        directory["bind_password_file"] = c.directory_password_file.string();
+    Json doc = {
+        {"listen", listen},
+        {"data_dir", c.data_dir.string()},
+        {"plain_http", c.plain_http},
+        {"admin_group", c.admin_group},
+        {"log_level", levels.at(c.log_level)},
+        {"directory", directory},
+        {"limits",
+         {{"max_connections", c.max_connections},
+          {"max_active_requests", c.max_active_requests},
+          {"header_timeout_seconds", c.header_timeout_seconds},
+          {"minimum_request_rate", c.minimum_request_rate},
+          {"keep_alive_seconds", c.keep_alive_seconds},
+          {"max_upload_object", c.max_upload_object},
+          {"session_seconds", c.session_seconds},
+          {"membership_cache_seconds", c.membership_cache_seconds},
+          {"min_policy_seconds", c.min_policy_seconds}}},
+    };
+    if (!c.tls_certificate.empty())
+        doc["tls_certificate"] = c.tls_certificate.string();
+    if (!c.tls_key.empty())
+        doc["tls_key"] = c.tls_key.string();
+    return doc;
+}
+
 Status finish_config(ServerConfig& config) {
+    if (config.directory.uri.empty())
+        return fail(Errc::invalid_argument,
+                    "no directory: set directory.uri (or --ldap-uri), e.g. ldap://dc.example.org; "
+                    "a new server is set up with 'heirloom-server init'");
     if (!config.plain_http && (config.tls_certificate.empty() || config.tls_key.empty()))
         return fail(Errc::invalid_argument,
                     "no TLS certificate and key: set tls_certificate and tls_key (or --tls-cert "
                     "and --tls-key), or serve plain HTTP with --plain-http on a trusted network");
-    if (config.directory.uri.empty())
-        return fail(Errc::invalid_argument,
-                    "no directory: set directory.uri (or --ldap-uri), e.g. ldap://dc.example.org");
     if (config.directory.base_dn.empty())
         return fail(Errc::invalid_argument,
                     "no directory base DN: set directory.base_dn (or --ldap-base-dn)");

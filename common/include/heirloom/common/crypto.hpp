@@ -24,6 +24,8 @@ Status init();
 
 void random_bytes(MutableByteView out);
 void secure_wipe(MutableByteView bytes);
+// Zeroes a string that held a secret (a password, a PEM key), then empties it.
+void secure_wipe(std::string& text);
 
 Digest sha256(ByteView data);
 

@@ -5,6 +5,7 @@
 // on the command line.
 
 #include "heirloom/common/file.hpp"
+#include "heirloom/common/json.hpp"
 #include "heirloom/common/log.hpp"
 #include "heirloom/server/directory.hpp"
 
@@ -40,6 +41,10 @@ Result<ServerConfig> load_config(const fs::path& path);
 
 // Parses the text of a configuration file.
 Result<ServerConfig> parse_config(std::string_view text);
+
+// The configuration file's JSON form: parse_config(config_to_json(c).dump()) gives c back
+// (bind_password excepted: it lives in its own file).
+Json config_to_json(const ServerConfig& config);
 
 // Checks a complete configuration (TLS files given unless plain_http, directory set, ...) and
 // reads the directory password file into directory.bind_password.
