@@ -6,6 +6,7 @@
 #include "heirloom/trim/image_reader.hpp"
 #include "heirloom/trim/keys.hpp"
 #include "heirloom/trim/progress.hpp"
+#include "heirloom/trim/repository.hpp"
 #include "heirloom/trim/store.hpp"
 #include "heirloom/trim/sync.hpp"
 
@@ -476,6 +477,16 @@ struct Agent::Impl {
         return out;
     }
 
+    // A media folder holding image's repository (its version pointer and manifests).
+    std::optional<fs::path> media_holding(const std::string& image) const {
+        for (auto& folder : media_folders()) {
+            std::error_code ec;
+            if (fs::exists(folder / trim::latest_path(image), ec))
+                return folder;
+        }
+        return std::nullopt;
+    }
+
     std::vector<fs::path> seeds_for(const std::string& workspace) const {
         std::vector<fs::path> out;
         if (auto it = settings.seeds.find(workspace); it != settings.seeds.end())
@@ -534,6 +545,23 @@ struct Agent::Impl {
                 StatusProgress progress(mutex, workspaces.at(id));
                 o.progress = &progress;
                 result = trim::sync_image(o, *keys);
+                // Offline (a branch office cut off, a laptop on a train): removable media
+                // carrying the image serve as the repository, verified with the same keys and
+                // the pinned server key; the server is asked again at the next sync.
+                if (!result && result.error().code == Errc::network) {
+                    if (auto media = media_holding(image)) {
+                        o.from = media->string();
+                        auto from_media = trim::sync_image(o, *keys);
+                        if (from_media) {
+                            // What came from the media's repository counts as seeded: none of
+                            // it crossed the network.
+                            from_media->from_seeds.push_back(
+                                {media->string(), from_media->bytes_fetched});
+                            from_media->bytes_fetched = 0;
+                        }
+                        result = std::move(from_media);
+                    }
+                }
             }
         }
         std::lock_guard lock(mutex);
@@ -872,12 +900,14 @@ Status Agent::cycle(bool force) {
         }
         d.enforce_locked();
     }
-    // Images are synced after a policy came from the server (so the server is reachable).
+    // Images are synced after a policy came from the server (so the server is reachable), or,
+    // when the server cannot be reached, from removable media that carry them.
     std::vector<std::string> ids;
     {
         std::lock_guard lock(d.mutex);
-        if (due && first)
-            for (const auto& [id, s] : d.workspaces)
+        bool offline = due && !first && first.error().code == Errc::network;
+        for (const auto& [id, s] : d.workspaces)
+            if ((due && first) || (offline && d.media_holding(s.image)))
                 ids.push_back(id);
     }
     for (const auto& id : ids) {

@@ -2,6 +2,8 @@
 
 #include "heirloom/client/password.hpp"
 #include "heirloom/common/crypto.hpp"
+#include "heirloom/trim/image_ops.hpp"
+#include "heirloom/trim/source.hpp"
 #include "push.hpp"
 #include "session.hpp"
 #include "terminal_progress.hpp"
@@ -145,6 +147,46 @@ int image_list(bool json) {
                             date(v["created"].get<std::int64_t>()), text_of(v["pushed_by"])});
     }
     print_table({"IMAGE", "VERSION", "DISK", "STORED", "PUSHED (UTC)", "BY"}, rows);
+    return 0;
+}
+
+// Writes a version of an image, as the server holds it (signed manifest, encrypted chunks), to
+// a removable-media folder. Endpoints check every byte of it with their own keys.
+int media_create(const std::string& image, std::uint64_t version, const fs::path& out, bool json) {
+    Session session;
+    auto api = connect(&session);
+    if (!api)
+        return report_error(api.error());
+    trim::SourceOptions options;
+    options.ca_file = session.ca_file;
+    options.bearer_token = session.token;
+    options.timeout_seconds = 60;
+    auto source = trim::open_source(
+        session.server + "/v1/images/" + client::url_encode(image) + "/repo", options);
+    if (!source)
+        return report_error(source.error());
+    trim::cli::TerminalProgress progress;
+    auto result = trim::create_media(**source, image,
+                                     version ? std::optional<std::uint64_t>(version) : std::nullopt,
+                                     out, &progress);
+    progress.finish();
+    if (!result)
+        return report_error(result.error().context("media for " + image));
+    if (json) {
+        print_json({{"image", image},
+                    {"version", result->version},
+                    {"folder", out.string()},
+                    {"chunks", result->chunks},
+                    {"chunks_copied", result->chunks_copied},
+                    {"bytes_copied", result->bytes_copied},
+                    {"seconds", result->seconds}});
+        return 0;
+    }
+    std::printf("media %s: %s version %llu, %llu chunks (%llu written, %s), %.1f s\n", out.c_str(),
+                image.c_str(), static_cast<unsigned long long>(result->version),
+                static_cast<unsigned long long>(result->chunks),
+                static_cast<unsigned long long>(result->chunks_copied),
+                format_bytes(result->bytes_copied).c_str(), result->seconds);
     return 0;
 }
 
@@ -330,6 +372,25 @@ int run(int argc, char** argv) {
             push.expires_in_seconds = std::int64_t(expires_days) * 86400;
             push.deltas = !no_deltas;
             return image_push(push, json);
+        };
+    });
+
+    std::string media_image;
+    std::uint64_t media_version = 0;
+    fs::path media_out;
+    auto* media_cmd = app.add_subcommand("media", "removable-media seeds (USB stick, DVD)");
+    media_cmd->require_subcommand(1);
+    auto* media_create_cmd = media_cmd->add_subcommand(
+        "create", "write an image version from the server to a folder (a mounted USB stick): "
+                  "an endpoint imports it even offline, then fetches only what it lacks");
+    media_create_cmd->add_option("image", media_image, "image name")->required();
+    media_create_cmd->add_option("--out", media_out, "media folder, e.g. /media/usb/heirloom")
+        ->required();
+    media_create_cmd->add_option("--version", media_version, "version (default: the latest)");
+    media_create_cmd->add_flag("--json", json, "print JSON");
+    media_create_cmd->callback([&] {
+        action = [&] {
+            return media_create(media_image, media_version, media_out, json);
         };
     });
 

@@ -118,20 +118,25 @@ Result<VerifyResult> verify_image(const fs::path& store_dir, std::string_view im
     return result;
 }
 
-Result<MediaResult> create_media(const fs::path& repo, std::string_view image,
+Result<MediaResult> create_media(ObjectSource& repo, std::string_view image,
                                  std::optional<std::uint64_t> version, const fs::path& out,
                                  Progress* progress) {
     auto started = std::chrono::steady_clock::now();
     if (!version) {
-        version = HL_TRY(repository_latest(repo, image));
-        if (!version)
+        auto pointer = repo.get(latest_path(image), 64);
+        if (!pointer && pointer.error().code == Errc::not_found)
             return fail(Errc::not_found,
-                        fmt::format("image '{}' is not in repository {}", image, repo.string()));
+                        fmt::format("image '{}' has no version in {}", image, repo.describe()));
+        Bytes text = HL_TRY(std::move(pointer));
+        version = HL_TRY(parse_version_pointer(std::string(text.begin(), text.end())));
     }
-    Bytes manifest_bytes =
-        HL_TRY(read_file(repo / manifest_path(image, *version), max_manifest_size));
+    Bytes manifest_bytes = HL_TRY(repo.get(manifest_path(image, *version), max_manifest_size));
     // The media tool holds no keys: structure is checked here, signatures by every endpoint.
     Manifest m = HL_TRY_CTX(parse_manifest_unverified(manifest_bytes), "manifest");
+    if (m.image != image || m.version != *version)
+        return fail(Errc::corrupt,
+                    fmt::format("{} gave the manifest of {} v{} for {} v{}", repo.describe(),
+                                m.image, m.version, image, *version));
     HL_TRY(make_dirs(out / "images" / image));
     MediaResult result;
     result.version = m.version;
@@ -142,7 +147,7 @@ Result<MediaResult> create_media(const fs::path& repo, std::string_view image,
         std::error_code ec;
         if (fs::exists(to, ec) && fs::file_size(to, ec) == entry.object_size)
             continue;
-        Bytes object = HL_TRY(read_file(repo / chunk_path(entry.id), entry.object_size));
+        Bytes object = HL_TRY(repo.get(chunk_path(entry.id), entry.object_size));
         if (object.size() != entry.object_size)
             return fail(Errc::corrupt, fmt::format("chunk {} in the repository has the wrong size",
                                                    to_hex(entry.id)));
@@ -170,6 +175,15 @@ Result<MediaResult> create_media(const fs::path& repo, std::string_view image,
     HL_TRY(write_file_atomic(out / "heirloom-media.json", as_bytes(dumped)));
     result.seconds = since(started);
     return result;
+}
+
+Result<MediaResult> create_media(const fs::path& repo, std::string_view image,
+                                 std::optional<std::uint64_t> version, const fs::path& out,
+                                 Progress* progress) {
+    if (!fs::is_directory(repo))
+        return fail(Errc::not_found, "repository folder " + repo.string() + " does not exist");
+    auto source = HL_TRY(open_source(repo.string()));
+    return create_media(*source, image, version, out, progress);
 }
 
 } // namespace heirloom::trim

@@ -5,6 +5,7 @@
 
 #include "heirloom/trim/keys.hpp"
 #include "heirloom/trim/progress.hpp"
+#include "heirloom/trim/source.hpp"
 
 #include <optional>
 #include <string>
@@ -47,7 +48,13 @@ struct MediaResult {
 };
 
 // Copies the signed manifest and the encrypted chunks of a version (default: the latest) from
-// a repository folder to a removable-media folder. Never writes plaintext.
+// a repository (a folder, or a server: see open_source) to a removable-media folder. Chunks
+// already on the media are kept; the manifest is written last, so media cut short are never
+// taken for complete. Never writes plaintext.
+Result<MediaResult> create_media(ObjectSource& repo, std::string_view image,
+                                 std::optional<std::uint64_t> version, const fs::path& out,
+                                 Progress* progress);
+// The same from a repository folder.
 Result<MediaResult> create_media(const fs::path& repo, std::string_view image,
                                  std::optional<std::uint64_t> version, const fs::path& out,
                                  Progress* progress);
