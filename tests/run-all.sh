@@ -2,7 +2,8 @@
 # Sets up a fresh Debian 12 machine and runs every test: the unit and integration suite
 # (release build, warnings as errors), the same suite under AddressSanitizer and
 # UndefinedBehaviorSanitizer, the fuzz targets for a bounded time, and the format check. The
-# guest image the VM tests boot is built (and cached) in build/guest/.
+# guest image the VM tests boot is built (and cached) in build/guest/. Last, the Debian packages
+# are built and installed, upgraded and removed in a throwaway Debian 12 root.
 # Usage: bash tests/run-all.sh   (HEIRLOOM_FUZZ_SECONDS=N to change the fuzz time per target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,3 +64,6 @@ step "test suite under ASan + UBSan"
 
 step "test suite (release build)"
 (cd build && ctest --output-on-failure -j "$jobs" --timeout 600)
+
+step "Debian packages: install, upgrade, remove and purge in a fresh Debian 12 root"
+bash tests/packages/test-packages.sh build
