@@ -107,34 +107,22 @@ ldap_port=$(free_port)
 bash "$root/installer/demo-directory.sh" start "$work/directory" "$ldap_port" --stop-with $$
 trap 'kill $server 2>/dev/null || true; kill $hserver 2>/dev/null || true; bash "$root/installer/demo-directory.sh" stop "$work/directory"' EXIT
 
-step "Server: heirloom-server over HTTPS, bound to the directory"
+step "Server: heirloom-server init (keys, a self-signed certificate, the directory checked), then serve"
 rm -rf server home && mkdir -p server home
-openssl req -x509 -newkey rsa:2048 -nodes -keyout server/tls.key -out server/tls.crt -days 30 \
-  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:localhost 2>/dev/null
-printf 'service-secret\n' > server/directory.password && chmod 600 server/directory.password
 hport=$(free_port)
-cat > server/server.json <<CONF
-{
-  "listen": "127.0.0.1:$hport",
-  "data_dir": "$work/server/data",
-  "tls_certificate": "$work/server/tls.crt",
-  "tls_key": "$work/server/tls.key",
-  "directory": {
-    "uri": "ldap://127.0.0.1:$ldap_port", "tls": "plain", "base_dn": "dc=heirloom,dc=test",
-    "bind_dn": "cn=heirloom-server,ou=services,dc=heirloom,dc=test",
-    "bind_password_file": "$work/server/directory.password"
-  }
-}
-CONF
+HEIRLOOM_PASSWORD=service-secret "$bin/heirloom-server" init --no-ask --config server/server.json \
+  --data-dir "$work/server/data" --listen "127.0.0.1:$hport" --self-signed 127.0.0.1 \
+  --ldap-uri "ldap://127.0.0.1:$ldap_port" --ldap-tls plain --ldap-base-dn dc=heirloom,dc=test \
+  --ldap-bind-dn cn=heirloom-server,ou=services,dc=heirloom,dc=test --check-user alice
+ca=$work/server/data/tls/server.crt
 "$bin/heirloom-server" serve --config server/server.json 2>server/server.log &
 hserver=$!
 hurl=https://127.0.0.1:$hport
-for _ in $(seq 100); do curl -sf --cacert server/tls.crt "$hurl/v1/server" >/dev/null && break; sleep 0.1; done
-"$bin/heirloom-server" check-directory --config server/server.json --user alice
+for _ in $(seq 100); do curl -sf --cacert "$ca" "$hurl/v1/server" >/dev/null && break; sleep 0.1; done
 
 step "Admin: carol logs in and pushes v1, then v2 (only the objects the server lacks)"
 admin() { HOME=$work/home XDG_CONFIG_HOME= XDG_CACHE_HOME= HEIRLOOM_PASSWORD=carol-pw "$bin/heirloom-admin" "$@"; }
-admin login --server "$hurl" --user carol --ca-file server/tls.crt
+admin login --server "$hurl" --user carol --ca-file "$ca"
 admin image push legacy-apps v1.vhd
 admin image push legacy-apps v2.vhd
 admin image list
@@ -172,18 +160,18 @@ agent_pid=$!
 # The agent stops its VMs when it stops: give it the time to.
 trap 'kill $agent_pid 2>/dev/null && sleep 3; kill $server 2>/dev/null || true; kill $hserver 2>/dev/null || true; [ -z "$xvfb_pid" ] || kill $xvfb_pid 2>/dev/null; bash "$root/installer/demo-directory.sh" stop "$work/directory"' EXIT
 for _ in $(seq 100); do as_alice "$bin/heirloom" status >/dev/null 2>&1 && break; sleep 0.1; done
-as_alice env HEIRLOOM_PASSWORD=alice-pw "$bin/heirloom" login --server "$hurl" --user alice --ca-file server/tls.crt
+as_alice env HEIRLOOM_PASSWORD=alice-pw "$bin/heirloom" login --server "$hurl" --user alice --ca-file "$ca"
 as_alice "$bin/heirloom" sync --now --wait
 as_alice "$bin/heirloom" workspaces
 
 step "Access control: a contractor's endpoint is refused the image and its key"
-curl -sf --cacert server/tls.crt -X POST "$hurl/v1/enrol" \
+curl -sf --cacert "$ca" -X POST "$hurl/v1/enrol" \
   -d '{"user":"bob","password":"wrong","hostname":"x"}' >/dev/null && { echo "a wrong password enrolled!"; exit 1; }
-echo "wrong password refused: $(curl -s --cacert server/tls.crt -X POST "$hurl/v1/enrol" -d '{"user":"bob","password":"wrong","hostname":"x"}')"
-mallory_token=$(curl -sf --cacert server/tls.crt -X POST "$hurl/v1/enrol" \
+echo "wrong password refused: $(curl -s --cacert "$ca" -X POST "$hurl/v1/enrol" -d '{"user":"bob","password":"wrong","hostname":"x"}')"
+mallory_token=$(curl -sf --cacert "$ca" -X POST "$hurl/v1/enrol" \
   -d '{"user":"m*a(l)lo\\ry","password":"mallory-pw","hostname":"contractor-pc"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["agent_token"])')
 printf 'header = "Authorization: Bearer %s"\n' "$mallory_token" > agent/mallory-auth
-echo "contractor asks for the key: HTTP $(curl -s -o /dev/null -w '%{http_code}' --cacert server/tls.crt -K agent/mallory-auth "$hurl/v1/agent/images/legacy-apps/key")"
+echo "contractor asks for the key: HTTP $(curl -s -o /dev/null -w '%{http_code}' --cacert "$ca" -K agent/mallory-auth "$hurl/v1/agent/images/legacy-apps/key")"
 admin endpoints
 admin report | tail -n 5
 
