@@ -202,6 +202,7 @@ done
 window=$(DISPLAY=$demo_display xdotool search --onlyvisible --name 'Legacy Desk' | head -n 1)
 [ -n "$window" ] || { echo "no window of the workspace appeared (see $work/agent/run/heirloom/vms/desk/)"; exit 1; }
 echo "window on $demo_display: \"$(DISPLAY=$demo_display xdotool getwindowname "$window")\""
+printf 'the window is up %.1fs after the demo started\n' "$(echo "$(date +%s.%N) - $t0" | bc)"
 sleep 2 # let it paint
 DISPLAY=$demo_display import -window root "$work/screenshot.png"
 echo "screenshot: $work/screenshot.png"
