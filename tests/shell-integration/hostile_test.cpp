@@ -9,8 +9,8 @@
 #include <sstream>
 
 using namespace heirloom;
-using test::app;
-using test::workspace;
+using test::effective_workspace;
+using test::published_app;
 
 namespace {
 
@@ -123,18 +123,20 @@ TEST_CASE("shell: hostile names, ids and icons never reach Exec= or leave the ic
     test::ShellHome home;
     policy::EffectivePolicy policy;
     policy.user = "mallory";
-    policy.workspaces = {workspace("ws", "Payroll\nExec=evil"), workspace("ws2", "%f$(x)\u202e")};
+    policy.workspaces = {effective_workspace("ws", "Payroll\nExec=evil"),
+                         effective_workspace("ws2", "%f$(x)\u202e")};
     for (std::size_t i = 0; i < hostile_names.size(); ++i) {
-        auto a = app("app" + std::to_string(i), i % 2 ? "ws" : "ws2", hostile_names[i],
-                     {"text/plain", "evil\ntype/x", "application/x-$(id)", "a/b;c", "../etc/passwd",
-                      "x-scheme-handler/http", "image/png"});
+        auto a = published_app("app" + std::to_string(i), i % 2 ? "ws" : "ws2", hostile_names[i],
+                               {"text/plain", "evil\ntype/x", "application/x-$(id)", "a/b;c",
+                                "../etc/passwd", "x-scheme-handler/http", "image/png"});
         a.icon = hostile_icon_names[i % hostile_icon_names.size()];
         policy.apps.push_back(a);
     }
     // Hostile ids (which policy validation would refuse anyway): never written.
     for (std::string id : {"../escape", "a/b", ".hidden", "x y", "x;y", "$(id)", "", "a\nb"}) {
-        policy.apps.push_back(app(id, "ws", "Bad id"));
-        policy.apps.push_back(app("ok-" + std::to_string(policy.apps.size()), id, "Bad ws"));
+        policy.apps.push_back(published_app(id, "ws", "Bad id"));
+        policy.apps.push_back(
+            published_app("ok-" + std::to_string(policy.apps.size()), id, "Bad ws"));
     }
 
     // Guest icons: good ones for half the apps, then hostile files for some of those.

@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 using namespace heirloom;
-using test::app;
-using test::workspace;
+using test::effective_workspace;
+using test::published_app;
 
 namespace {
 
@@ -32,9 +32,10 @@ void require_valid(const std::vector<fs::path>& files) {
 policy::EffectivePolicy payroll_policy() {
     policy::EffectivePolicy p;
     p.user = "alice";
-    p.workspaces = {workspace("payroll-ws", "Payroll"), workspace("office", "Office 2003")};
-    p.apps = {app("pay", "payroll-ws", "Payroll 2004", {"application/x-pay", "text/csv"}),
-              app("word", "office", "Word"), app("excel", "office", "Excel")};
+    p.workspaces = {effective_workspace("payroll-ws", "Payroll"),
+                    effective_workspace("office", "Office 2003")};
+    p.apps = {published_app("pay", "payroll-ws", "Payroll 2004", {"application/x-pay", "text/csv"}),
+              published_app("word", "office", "Word"), published_app("excel", "office", "Excel")};
     return p;
 }
 
@@ -195,7 +196,7 @@ TEST_CASE("shell: the link handler is taken with the first URL app and given bac
     test::write_file(home.paths.mimeapps, as_bytes(list));
     auto policy = payroll_policy();
     policy.apps.push_back(
-        app("ie", "office", "Internet Explorer", {}, {"https://intranet.example/*"}));
+        published_app("ie", "office", "Internet Explorer", {}, {"https://intranet.example/*"}));
     REQUIRE(shell::publish(home.paths, home.programs, policy));
 
     fs::path handler = home.paths.applications / "heirloom-open.desktop";

@@ -50,16 +50,17 @@ struct ShellHome {
     shell::Programs programs{"/opt/heirloom/bin/heirloom", "/opt/heirloom/bin/heirloom-open"};
 };
 
-inline policy::EffectiveWorkspace workspace(std::string id, std::string name) {
+inline policy::EffectiveWorkspace effective_workspace(std::string id, std::string name) {
     policy::EffectiveWorkspace w;
     w.workspace.id = std::move(id);
     w.workspace.display_name = std::move(name);
     return w;
 }
 
-inline policy::PublishedApp app(std::string id, std::string workspace_id, std::string name,
-                                std::vector<std::string> file_types = {},
-                                std::vector<std::string> url_patterns = {}) {
+inline policy::PublishedApp published_app(std::string id, std::string workspace_id,
+                                          std::string name,
+                                          std::vector<std::string> file_types = {},
+                                          std::vector<std::string> url_patterns = {}) {
     policy::PublishedApp a;
     a.id = std::move(id);
     a.workspace_id = std::move(workspace_id);

@@ -62,10 +62,11 @@ TEST_CASE("shell: heirloom-open sends matching URLs to the workspace, others to 
                      as_bytes(std::string("[Default Applications]\n"
                                           "x-scheme-handler/http=firefox-esr.desktop;\n")));
     policy::EffectivePolicy policy;
-    policy.workspaces = {test::workspace("office", "Office")};
-    policy.apps = {test::app("word", "office", "Word"),
-                   test::app("ie", "office", "IE", {}, {"https://intranet.example/*", "bad"}),
-                   test::app("ie2", "office", "IE too", {}, {"*://*.intranet.example/*"})};
+    policy.workspaces = {test::effective_workspace("office", "Office")};
+    policy.apps = {
+        test::published_app("word", "office", "Word"),
+        test::published_app("ie", "office", "IE", {}, {"https://intranet.example/*", "bad"}),
+        test::published_app("ie2", "office", "IE too", {}, {"*://*.intranet.example/*"})};
     REQUIRE(shell::publish(home.paths, home.programs, policy));
 
     auto command = [&](std::string_view url, std::string_view browser = "") {
