@@ -24,6 +24,11 @@ packages=(
   # a throwaway X display to look at (Xvfb, xwininfo, xdotool, ImageMagick's import)
   qemu-system-x86 xpra python3-gi-cairo python3-lz4 python3-pil xvfb x11-utils xdotool imagemagick
   xclip # the VM tests read and set the host display's clipboard
+  # shell integration (docs/shell-integration.md): libpng decodes guests' icons; the tests check
+  # every menu entry with desktop-file-validate, dispatch files and links through the real
+  # xdg-open and gio (libglib2.0-bin), and screenshot lxpanel's XDG menu under Xvfb;
+  # notify-send tells a user launching from the menu why a launch was refused
+  libpng-dev desktop-file-utils xdg-utils libglib2.0-bin lxpanel libnotify-bin
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -149,8 +149,11 @@ struct Daemon {
                     if (a.is_string())
                         args.push_back(a.get<std::string>());
             std::string id = request.value("app", std::string());
-            log.info("launching {}", id);
-            auto done = agent.launch(id, args);
+            std::optional<fs::path> file;
+            if (request.contains("file") && request["file"].is_string())
+                file = request["file"].get<std::string>();
+            log.info("launching {}{}", id, file ? " with a file" : "");
+            auto done = agent.launch(id, args, file);
             if (!done) {
                 log.warn("launch of {} failed: {}", id, done.error().message);
                 return error(done.error());

@@ -7,8 +7,13 @@
 
 #include <CLI/CLI.hpp>
 #include <ctime>
+#include <fcntl.h>
 #include <fmt/core.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char** environ;
 
 using namespace heirloom;
 using namespace heirloom::agent;
@@ -84,6 +89,23 @@ void print_status(const Json& s) {
     }
 }
 
+// A desktop notification (notify-send, when installed); nothing happens without one.
+void notify(const std::string& title, const std::string& body) {
+    std::vector<std::string> argv = {"notify-send", "--app-name=Heirloom", "--", title, body};
+    std::vector<char*> args;
+    for (auto& a : argv)
+        args.push_back(a.data());
+    args.push_back(nullptr);
+    posix_spawn_file_actions_t quiet;
+    posix_spawn_file_actions_init(&quiet);
+    posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&quiet, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid = -1;
+    if (posix_spawnp(&pid, args[0], &quiet, nullptr, args.data(), environ) == 0)
+        ::waitpid(pid, nullptr, 0);
+    posix_spawn_file_actions_destroy(&quiet);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -126,6 +148,11 @@ int main(int argc, char** argv) {
     launch->add_option("app", app_id, "the application's id (heirloom apps lists them)")
         ->required();
     launch->add_option("args", app_args, "arguments passed to the application in the guest");
+    std::string file;
+    launch->add_option("--file", file,
+                       "a file of this computer for the application to open (the menu's file "
+                       "types use this); refused unless your policy allows files into the "
+                       "workspace");
     launch->add_flag("--json", json, "machine-readable");
     auto* stop = app.add_subcommand(
         "stop", "shut a workspace's VM down (a revertible workspace forgets its changes)");
@@ -171,9 +198,16 @@ int main(int argc, char** argv) {
     }
     if (*launch) {
         Json request = {{"command", "launch"}, {"app", app_id}, {"args", app_args}};
+        if (!file.empty()) {
+            std::error_code ec;
+            request["file"] = fs::absolute(file, ec).string();
+        }
         auto answer = call(request, 3600);
-        if (!answer)
+        if (!answer) {
+            // Launched from the menu there is no terminal: the desktop says it too.
+            notify("Heirloom could not start " + app_id, answer.error().message);
             return fail_with(answer.error());
+        }
         const Json& r = (*answer)["launch"];
         if (json)
             fmt::print("{}\n", r.dump(2));

@@ -3,6 +3,7 @@
 #include "heirloom/agent/workspace_vm.hpp"
 #include "heirloom/client/api_client.hpp"
 #include "heirloom/common/url.hpp"
+#include "heirloom/shell/menu.hpp"
 #include "heirloom/trim/image_reader.hpp"
 #include "heirloom/trim/keys.hpp"
 #include "heirloom/trim/progress.hpp"
@@ -106,6 +107,8 @@ Result<AgentSettings> parse_settings(std::string_view text) {
                 s.vm_idle_suspend_seconds = std::clamp(value.get<int>(), 0, 7 * 86400);
             } else if (key == "vm_display") {
                 s.vm_display = value.get<bool>();
+            } else if (key == "menu_entries") {
+                s.menu_entries = value.get<bool>();
             } else if (key == "accel") {
                 s.accel = value.get<std::string>();
                 if (s.accel != "auto" && s.accel != "kvm" && s.accel != "tcg")
@@ -155,6 +158,57 @@ struct Agent::Impl {
     std::chrono::steady_clock::time_point next_clock_save{};
 
     std::mutex cycle_mutex; // one cycle at a time
+
+    // The user's menu entries (heirloom_shell), unless the settings turned them off.
+    std::optional<shell::ShellPaths> shell_paths;
+    std::optional<shell::Programs> shell_programs;
+    std::mutex menu_mutex; // one publish at a time
+
+    // Makes the menu match the current policy (none: every entry of ours goes). Call without
+    // mutex held.
+    void publish_menu() {
+        if (!shell_paths || !shell_programs)
+            return;
+        std::optional<policy::EffectivePolicy> current;
+        {
+            std::lock_guard lock(mutex);
+            if (policy)
+                current = policy->policy;
+        }
+        std::lock_guard menu(menu_mutex);
+        auto done = current ? shell::publish(*shell_paths, *shell_programs, *current)
+                            : shell::unpublish(*shell_paths);
+        if (!done) {
+            std::lock_guard lock(mutex);
+            event("menu-failed", "", "", std::nullopt, done.error().message);
+        }
+    }
+
+    // A guest listed its apps: the icons of those the policy publishes from workspace id are
+    // converted and cached (a refused icon is an event), and the menu shows them.
+    void guest_apps(const std::string& id, const std::vector<guest::App>& apps) {
+        if (!shell_paths)
+            return;
+        std::set<std::string> published;
+        {
+            std::lock_guard lock(mutex);
+            if (policy)
+                for (const auto& a : policy->policy.apps)
+                    if (a.workspace_id == id)
+                        published.insert(a.id);
+        }
+        for (const auto& app : apps) {
+            if (!published.contains(app.id))
+                continue;
+            auto stored = shell::store_guest_icon(*shell_paths, id, app.id, app.icon_png);
+            if (!stored) {
+                std::lock_guard lock(mutex);
+                event("guest-error", id, "", std::nullopt,
+                      "the icon of '" + app.id + "' was refused: " + stored.error().message);
+            }
+        }
+        publish_menu();
+    }
 
     // Running workspace VMs. vm_mutex guards the map and is held while one starts, so a
     // workspace never gets two VMs; status() only looks when it is free.
@@ -684,6 +738,9 @@ struct Agent::Impl {
             c.accel = Accel::kvm;
         else if (settings.accel == "tcg")
             c.accel = Accel::tcg;
+        c.on_apps = [this, id](const std::vector<guest::App>& apps) {
+            guest_apps(id, apps);
+        };
         c.on_event = [this, id, image, version](const std::string& type, const Json& detail) {
             if (type != "guest-error" && type != "image-read-error" &&
                 type != "guest-channel-closed")
@@ -774,7 +831,22 @@ Result<std::unique_ptr<Agent>> Agent::open(AgentPaths paths, AgentSettings setti
         clock_problem = loaded.error().message; // the fresh clock replaces it at the next save
     std::unique_ptr<Agent> agent(new Agent(std::move(impl)));
     auto& d = *agent->impl_;
-    std::lock_guard lock(d.mutex);
+    if (d.settings.menu_entries) {
+        // Entries run the heirloom program installed beside this one, never anything else.
+        std::error_code ec;
+        auto shell_paths = shell::default_shell_paths();
+        auto programs = shell::programs_in(fs::read_symlink("/proc/self/exe", ec).parent_path());
+        if (shell_paths && programs && !ec) {
+            d.shell_paths = *shell_paths;
+            d.shell_programs = *programs;
+        } else {
+            d.event("menu-failed", "", "", std::nullopt,
+                    "no menu entries: " + (!shell_paths ? shell_paths.error().message
+                                           : !programs  ? programs.error().message
+                                                        : ec.message()));
+        }
+    }
+    std::unique_lock lock(d.mutex);
     if (auto e = d.load_enrolment(); !e)
         d.last_error = "enrolment unreadable, log in again: " + e.error().message;
     d.load_cached_policy();
@@ -787,6 +859,8 @@ Result<std::unique_ptr<Agent>> Agent::open(AgentPaths paths, AgentSettings setti
     }
     d.enforce_locked();
     (void)d.clock.save(); // the latest time seen is remembered at once
+    lock.unlock();
+    d.publish_menu();
     return agent;
 }
 
@@ -848,7 +922,7 @@ Status Agent::logout() {
     stop_all_workspaces(); // their keys are about to be forgotten
     std::lock_guard cycle(impl_->cycle_mutex);
     auto& d = *impl_;
-    std::lock_guard lock(d.mutex);
+    std::unique_lock lock(d.mutex);
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(d.paths.state / "vault", ec))
         if (entry.path().extension() == ".sealed")
@@ -866,6 +940,8 @@ Status Agent::logout() {
     d.events.clear();
     d.min_serial = 0;
     d.last_contact = 0;
+    lock.unlock();
+    d.publish_menu(); // no policy: the menu entries go
     return {};
 }
 
@@ -900,6 +976,8 @@ Status Agent::cycle(bool force) {
         }
         d.enforce_locked();
     }
+    if (due)
+        d.publish_menu(); // within seconds of a policy change, or its revocation
     // Images are synced after a policy came from the server (so the server is reachable), or,
     // when the server cannot be reached, from removable media that carry them.
     std::vector<std::string> ids;
@@ -999,7 +1077,8 @@ void Agent::enforce() {
     }
 }
 
-Result<Json> Agent::launch(const std::string& app_id, const std::vector<std::string>& args) {
+Result<Json> Agent::launch(const std::string& app_id, const std::vector<std::string>& args,
+                           const std::optional<fs::path>& file) {
     auto& d = *impl_;
     auto started = std::chrono::steady_clock::now();
     policy::PublishedApp app;
@@ -1025,6 +1104,21 @@ Result<Json> Agent::launch(const std::string& app_id, const std::vector<std::str
         if (ws == d.policy->policy.workspaces.end())
             return fail(Errc::not_found, "app '" + app_id + "' belongs to no workspace of yours");
         w = *ws;
+        if (file) {
+            // Decided before any VM starts: the policy's file transfer control.
+            auto flow = static_cast<std::uint8_t>(w.controls.file_transfer);
+            if (!(flow & static_cast<std::uint8_t>(policy::DataFlow::host_to_guest)))
+                return fail(Errc::denied,
+                            fmt::format("{} was not opened in {}: your policy does not allow "
+                                        "files from this computer into workspace '{}' (file "
+                                        "transfer host to guest is off)",
+                                        printable(file->filename().string()), app.display_name,
+                                        w.workspace.display_name));
+            // FIXME: the guest channel has no message carrying a file yet (issue 7).
+            return fail(Errc::unsupported,
+                        "opening a host file in a workspace app is not available yet: copy it "
+                        "into the workspace another way");
+        }
         const auto& s = d.workspaces[w.workspace.id];
         if (s.state == "expired" || s.state == "revoked" || s.state == "wiped" ||
             s.lease_state == "expired")

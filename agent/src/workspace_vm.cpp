@@ -245,6 +245,11 @@ struct WorkspaceVm::Impl {
             have_apps = true;
             if (apps_running.empty() && !idle_since)
                 idle_since = Clock::now();
+            if (config.on_apps) {
+                lock.unlock();
+                config.on_apps(a->apps);
+                lock.lock();
+            }
         } else if (auto* l = std::get_if<guest::Launched>(&m)) {
             launches[l->req] = l->pid;
             apps_running.insert(l->pid);

@@ -67,6 +67,15 @@ std::vector<std::string> objects_of(const trim::Manifest& m) {
     return out;
 }
 
+// Errc::cancelled once options.cancel is set.
+Status check_cancel(const PushOptions& options, std::string_view step) {
+    if (options.cancel && options.cancel->load())
+        return fail(Errc::cancelled, "push cancelled " + std::string(step) +
+                                         "; no version was published (uploaded objects are kept "
+                                         "for the next push)");
+    return {};
+}
+
 } // namespace
 
 Result<PushResult> push_image(client::ApiClient& api, const std::string& token,
@@ -75,6 +84,7 @@ Result<PushResult> push_image(client::ApiClient& api, const std::string& token,
     PushResult result;
     result.image = options.image;
     std::uint64_t server_latest = 0;
+    HL_TRY(check_cancel(options, "before it started"));
     crypto::Key secret = HL_TRY(fetch_key(api, options.image, result.image_created, server_latest));
     HL_TRY(make_dirs(options.cache));
     // The server signs the manifest it publishes; this local pair only signs the cache's own
@@ -94,6 +104,7 @@ Result<PushResult> push_image(client::ApiClient& api, const std::string& token,
     result.pack = HL_TRY_CTX(trim::pack_image(options.vhd, options.cache, keys, pack),
                              "pack " + options.vhd.string());
     result.version = version;
+    HL_TRY(check_cancel(options, "after packing"));
 
     fs::path manifest_file = options.cache / trim::manifest_path(options.image, version);
     Bytes manifest = HL_TRY(read_file(manifest_file, trim::max_manifest_size));
@@ -116,6 +127,7 @@ Result<PushResult> push_image(client::ApiClient& api, const std::string& token,
                 missing.push_back(m.get<std::string>());
     }
 
+    HL_TRY(check_cancel(options, "before uploading"));
     std::atomic<std::size_t> next{0};
     std::atomic<std::uint64_t> uploaded{0}, bytes{0};
     std::mutex error_mutex;
@@ -133,6 +145,10 @@ Result<PushResult> push_image(client::ApiClient& api, const std::string& token,
                 std::lock_guard lock(error_mutex);
                 if (first_error)
                     return;
+                if (auto stop = check_cancel(options, "while uploading"); !stop) {
+                    first_error = stop.error();
+                    return;
+                }
             }
             auto object = read_file(options.cache / missing[i], 64ull << 20);
             Status done;
@@ -162,6 +178,7 @@ Result<PushResult> push_image(client::ApiClient& api, const std::string& token,
         return std::unexpected(*first_error);
     result.objects_uploaded = uploaded;
     result.bytes_uploaded = bytes;
+    HL_TRY(check_cancel(options, "before publishing"));
 
     auto committed = api.put_bytes(image_path + "/versions/" + std::to_string(version), manifest);
     if (!committed)

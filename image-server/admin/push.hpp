@@ -11,6 +11,8 @@
 #include "heirloom/trim/progress.hpp"
 #include "heirloom/trim/repository.hpp"
 
+#include <atomic>
+
 namespace heirloom::admin {
 
 struct PushOptions {
@@ -21,6 +23,10 @@ struct PushOptions {
     bool deltas = true;
     unsigned connections = 4; // uploads in parallel
     trim::Progress* progress = nullptr;
+    // Set from another thread to stop the push at its next step (packing itself runs to the
+    // end). Nothing is published then: objects already uploaded stay and the next push reuses
+    // them, because the manifest, which makes a version visible, is always sent last.
+    const std::atomic<bool>* cancel = nullptr;
 };
 
 struct PushResult {

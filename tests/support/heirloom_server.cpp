@@ -2,7 +2,6 @@
 
 #include "heirloom/common/json.hpp"
 
-#include <catch2/catch.hpp>
 #include <fstream>
 #include <sstream>
 
@@ -75,29 +74,6 @@ std::string HeirloomServer::log_text() const {
     std::stringstream s;
     s << in.rdbuf();
     return s.str();
-}
-
-std::unique_ptr<client::ApiClient> HeirloomServer::client() const {
-    auto api = client::ApiClient::open({url(), tls_files_.certificate.string(), 30});
-    REQUIRE(api);
-    return std::move(*api);
-}
-
-Result<std::string> HeirloomServer::session_token(const std::string& user,
-                                                  const std::string& password) const {
-    auto api = client();
-    Json answer = HL_TRY(api->post("/v1/login", {{"user", user}, {"password", password}}));
-    return answer.at("token").get<std::string>();
-}
-
-std::unique_ptr<client::ApiClient> HeirloomServer::login(const std::string& user,
-                                                         const std::string& password) const {
-    auto token = session_token(user, password);
-    INFO(log_text());
-    REQUIRE(token);
-    auto api = client();
-    api->set_token(*token);
-    return api;
 }
 
 } // namespace heirloom::test

@@ -34,6 +34,8 @@ struct AgentSettings {
     bool vm_display = true;            // show the guest's windows (off: headless, for tests)
     std::string accel = "auto";        // VM acceleration: auto (probe KVM), kvm or tcg
     int vm_idle_suspend_seconds = 900; // suspend a VM no launched app has used this long; 0: never
+    bool menu_entries =
+        true; // the published apps in the desktop's menu (docs/shell-integration.md)
 };
 Result<AgentSettings> load_settings(const fs::path& file);
 Result<AgentSettings> parse_settings(std::string_view text);
@@ -97,7 +99,10 @@ class Agent {
     // first when it is not running (a cold launch). Refused when the workspace's lease has
     // ended, it was revoked, or its image is not synced yet. Returns the workspace, the app,
     // the guest pid, whether the launch was cold, its seconds and the VM's acceleration.
-    Result<Json> launch(const std::string& app_id, const std::vector<std::string>& args);
+    // With file, a host file the app should open: refused unless the workspace's file transfer
+    // control allows host to guest.
+    Result<Json> launch(const std::string& app_id, const std::vector<std::string>& args,
+                        const std::optional<fs::path>& file = std::nullopt);
     // Stops a workspace's VM (a revertible workspace loses its changes); a suspended one
     // forgets its saved state.
     Status stop_workspace(const std::string& id);

@@ -86,6 +86,8 @@ struct WorkspaceVmConfig {
     std::optional<Accel> accel;
     // Things the user should hear of: "guest-ready", "app-exited", "vm-died", "guest-error".
     std::function<void(const std::string& event, const Json& detail)> on_event;
+    // The guest's app list (with its icons), each time the guest sends one.
+    std::function<void(const std::vector<guest::App>& apps)> on_apps;
 };
 
 class WorkspaceVm {

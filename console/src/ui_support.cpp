@@ -1,0 +1,49 @@
+#include "ui_support.hpp"
+
+#include <QDateTime>
+#include <QFormLayout>
+#include <QLocale>
+#include <QMessageBox>
+
+namespace heirloom::console {
+
+QString format_time(std::int64_t unix_seconds, const QString& none) {
+    if (unix_seconds <= 0)
+        return none;
+    return QDateTime::fromSecsSinceEpoch(unix_seconds).toString(QStringLiteral("yyyy-MM-dd HH:mm"));
+}
+
+QString format_size(std::uint64_t bytes) {
+    return QLocale::system().formattedDataSize(static_cast<qint64>(bytes), 1,
+                                               QLocale::DataSizeTraditionalFormat);
+}
+
+void show_error(QLabel* status, const Error& error) {
+    status->setStyleSheet(QStringLiteral("color: #b00020;"));
+    status->setText(qs(error.message));
+}
+
+void show_news(QLabel* status, const QString& text) {
+    status->setStyleSheet(QString());
+    status->setText(text);
+}
+
+QString counted(long long n, const QString& one, const QString& many) {
+    return QStringLiteral("%1 %2").arg(n).arg(n == 1 ? one : many);
+}
+
+void add_row(QFormLayout* form, const QString& label, QLayout* row, QWidget* buddy) {
+    auto* text = new QLabel(label, form->parentWidget());
+    text->setBuddy(buddy);
+    form->addRow(text, row);
+}
+
+bool confirm(QWidget* parent, const QString& title, const QString& question) {
+    QMessageBox box(QMessageBox::Warning, title, question, QMessageBox::Yes | QMessageBox::Cancel,
+                    parent);
+    box.setDefaultButton(QMessageBox::Cancel);
+    box.setObjectName(QStringLiteral("confirm"));
+    return box.exec() == QMessageBox::Yes;
+}
+
+} // namespace heirloom::console
