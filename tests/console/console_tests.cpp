@@ -356,8 +356,11 @@ class ConsoleTests : public QObject {
         QTest::mouseClick(child<QPushButton>(page, "save_workspace"), Qt::LeftButton);
         QVERIFY2(child<QLabel>(page, "status")->text().contains("workspace.id"),
                  qPrintable(child<QLabel>(page, "status")->text()));
+        // Leaving the unsaved new workspace asks first.
+        confirm_next_dialog();
         list->setCurrentRow(0);
         QTRY_COMPARE_WITH_TIMEOUT(apps->rowCount(), 1, wait_ms);
+        QCOMPARE(child<QLineEdit>(page, "workspace_id")->text(), QStringLiteral("payroll-ws"));
     }
 
     void assign_the_workspace_to_groups() {
@@ -541,6 +544,8 @@ class ConsoleTests : public QObject {
 };
 
 int main(int argc, char** argv) {
+    // A dialog nobody expected would wait for a click forever: end such a test in a minute.
+    ::setenv("QTEST_FUNCTION_TIMEOUT", "60000", 0);
     // A private X display, so screenshots show what a person would see; offscreen only when
     // Xvfb is missing (the screenshots are then drawn by Qt alone).
     test::Xvfb xvfb(1280, 900);
