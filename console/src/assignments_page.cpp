@@ -263,9 +263,10 @@ void AssignmentsPage::show_policy(PolicyRevision policy) {
     }
     assignments_->resizeColumnsToContents();
     loading_ = false;
-    show_news(status_, tr("Policy revision %1: %2 assignments.")
+    show_news(status_, tr("Policy revision %1: %2.")
                            .arg(policy_.revision)
-                           .arg(policy_.set.assignments.size()));
+                           .arg(counted(static_cast<long long>(policy_.set.assignments.size()),
+                                        tr("assignment"), tr("assignments"))));
     if (select >= 0)
         assignments_->selectRow(select);
     else if (!id_->isEnabled())

@@ -229,10 +229,12 @@ void WorkspacesPage::show_policy(PolicyRevision policy) {
             select = workspaces_->count() - 1;
     }
     loading_ = false;
-    show_news(status_, tr("Policy revision %1: %2 workspaces, %3 published apps.")
+    show_news(status_, tr("Policy revision %1: %2, %3.")
                            .arg(policy_.revision)
-                           .arg(policy_.set.workspaces.size())
-                           .arg(policy_.set.apps.size()));
+                           .arg(counted(static_cast<long long>(policy_.set.workspaces.size()),
+                                        tr("workspace"), tr("workspaces")),
+                                counted(static_cast<long long>(policy_.set.apps.size()),
+                                        tr("published app"), tr("published apps"))));
     if (select >= 0)
         workspaces_->setCurrentRow(select);
     else if (!ws_id_->isEnabled()) // the one shown is gone; a new one being typed stays
