@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <fcntl.h>
 #include <map>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -80,6 +82,10 @@ class Guest {
     void start_pending(Clock::time_point now);
     void set_time(const SetTime& request);
     void apply_controls(const Controls& controls);
+    // A part of a host file: stored in this session's folder, FileStored when whole.
+    void receive_file(const FilePart& part);
+    Result<std::string> start_file(const FilePart& part);
+    void drop_incoming_file();
     void handle_signals();
     void reap_children();
     int poll_timeout(Clock::time_point now) const;
@@ -101,6 +107,17 @@ class Guest {
     std::optional<DisplayServer> server_;
     std::optional<DisplayRelay> relay_;
     std::vector<PendingLaunch> pending_;
+    DeviceControls controls_; // as the host last set them
+    // The file the host is sending (one at a time), and this session's folder for them.
+    struct IncomingFile {
+        std::uint64_t req = 0;
+        std::string path;
+        int fd = -1;
+        std::uint64_t size = 0;
+        std::uint64_t received = 0;
+    };
+    std::optional<IncomingFile> incoming_;
+    std::string files_dir_;
 };
 
 constexpr auto display_wait = std::chrono::seconds(60);
@@ -281,6 +298,83 @@ void Guest::handle(const HostMessage& message) {
         return apply_controls(*request);
     if (const auto* ping = std::get_if<Ping>(&message))
         return send(Pong{ping->seq});
+    if (const auto* part = std::get_if<FilePart>(&message))
+        return receive_file(*part);
+}
+
+void Guest::drop_incoming_file() {
+    if (!incoming_)
+        return;
+    ::close(incoming_->fd);
+    ::unlink(incoming_->path.c_str());
+    incoming_.reset();
+}
+
+Result<std::string> Guest::start_file(const FilePart& part) {
+    if (files_dir_.empty()) {
+        // One folder per session of the guest agent, private to the user apps run as.
+        char dir[] = "/tmp/heirloom-files-XXXXXX";
+        if (!::mkdtemp(dir))
+            return fail(Errc::io,
+                        std::string("cannot make a folder for files: ") + std::strerror(errno));
+        if (user_ && ::chown(dir, user_->uid, user_->gid) != 0)
+            return fail(Errc::io, "cannot give the files folder to the user");
+        files_dir_ = dir;
+    }
+    std::string name = safe_file_name(part.name);
+    for (int n = 1; n < 1000; ++n) {
+        std::string path = files_dir_ + "/" + (n == 1 ? "" : std::to_string(n) + "-") + name;
+        int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == EEXIST)
+            continue;
+        if (fd < 0)
+            return fail(Errc::io, std::string("cannot create the file: ") + std::strerror(errno));
+        if (user_ && ::fchown(fd, user_->uid, user_->gid) != 0) {
+            ::close(fd);
+            ::unlink(path.c_str());
+            return fail(Errc::io, "cannot give the file to the user");
+        }
+        incoming_ = IncomingFile{part.req, path, fd, part.size, 0};
+        return path;
+    }
+    return fail(Errc::conflict, "too many files of that name");
+}
+
+void Guest::receive_file(const FilePart& part) {
+    auto refuse = [&](const std::string& why) {
+        if (incoming_ && incoming_->req == part.req)
+            drop_incoming_file();
+        log_warn("refused a file from the host: " + why);
+        send(FileFailed{part.req, clean_message(why)});
+    };
+    auto flow = controls_.file_transfer;
+    if (flow != Direction::host_to_guest && flow != Direction::both)
+        return refuse("file transfer from the host is off in this workspace");
+    if (part.offset == 0) {
+        drop_incoming_file(); // a new file replaces one left unfinished
+        if (auto started = start_file(part); !started)
+            return refuse(started.error().message);
+    } else if (!incoming_ || incoming_->req != part.req || incoming_->received != part.offset ||
+               incoming_->size != part.size) {
+        return refuse("a part of a file out of order");
+    }
+    std::size_t done = 0;
+    while (done < part.data.size()) {
+        ssize_t n = ::write(incoming_->fd, part.data.data() + done, part.data.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return refuse(std::string("cannot write the file: ") + std::strerror(errno));
+        done += static_cast<std::size_t>(n);
+    }
+    incoming_->received += part.data.size();
+    if (incoming_->received < incoming_->size)
+        return;
+    ::close(incoming_->fd);
+    std::string path = incoming_->path;
+    incoming_.reset();
+    log_info("stored a file from the host (" + std::to_string(part.size) + " bytes)");
+    send(FileStored{part.req, path});
 }
 
 void Guest::rescan_apps() {
@@ -385,6 +479,7 @@ void Guest::set_time(const SetTime& request) {
 
 void Guest::apply_controls(const Controls& request) {
     const auto& c = request.controls;
+    controls_ = c;
     log_info(std::string("controls: clipboard ") + std::string(direction_name(c.clipboard)) +
              ", file transfer " + std::string(direction_name(c.file_transfer)) + ", printing " +
              (c.printing ? "on" : "off") + ", removable media " +

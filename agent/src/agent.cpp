@@ -1114,10 +1114,8 @@ Result<Json> Agent::launch(const std::string& app_id, const std::vector<std::str
                                         "transfer host to guest is off)",
                                         printable(file->filename().string()), app.display_name,
                                         w.workspace.display_name));
-            // FIXME: the guest channel has no message carrying a file yet (issue 7).
-            return fail(Errc::unsupported,
-                        "opening a host file in a workspace app is not available yet: copy it "
-                        "into the workspace another way");
+            if (!fs::is_regular_file(*file))
+                return fail(Errc::not_found, printable(file->string()) + " is not a file");
         }
         const auto& s = d.workspaces[w.workspace.id];
         if (s.state == "expired" || s.state == "revoked" || s.state == "wiped" ||
@@ -1160,7 +1158,16 @@ Result<Json> Agent::launch(const std::string& app_id, const std::vector<std::str
             return std::unexpected(vm.error());
         it = d.vms.emplace(id, std::move(*vm)).first;
     }
-    auto pid = it->second->launch(app.id, app.command, args,
+    std::vector<std::string> app_args = args;
+    if (file) {
+        // The file goes first, into a folder of the guest's session; the app gets its path.
+        auto path =
+            it->second->send_file(*file, std::chrono::seconds(d.settings.vm_boot_timeout_seconds));
+        if (!path)
+            return std::unexpected(path.error());
+        app_args.insert(app_args.begin(), *path);
+    }
+    auto pid = it->second->launch(app.id, app.command, app_args,
                                   std::chrono::seconds(d.settings.vm_boot_timeout_seconds));
     std::lock_guard lock(d.mutex);
     if (!pid) {

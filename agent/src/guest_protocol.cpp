@@ -256,6 +256,8 @@ constexpr TextRule command_rule{Text::line, max_command_bytes, false};
 constexpr TextRule arg_rule{Text::line, max_command_bytes, true};
 constexpr TextRule message_rule{Text::message, max_message_bytes, true};
 constexpr TextRule mime_rule{Text::line, max_name_bytes, false};
+constexpr TextRule file_name_rule{Text::name, max_file_name_bytes, false};
+constexpr TextRule base64_rule{Text::line, (max_file_part + 2) / 3 * 4, true};
 
 Result<std::string> app_id(const Fields& fields, std::string_view key) {
     auto id = HL_TRY(fields.text(key, id_rule));
@@ -389,6 +391,22 @@ Result<GuestMessage> decode_guest_fields(std::string_view type, const json& obje
         HL_TRY(fields.expect({"type", "seq"}));
         return Pong{HL_TRY(fields.counter("seq"))};
     }
+    if (type == "file_stored") {
+        HL_TRY(fields.expect({"type", "req", "path"}));
+        FileStored stored;
+        stored.req = HL_TRY(fields.counter("req"));
+        stored.path = HL_TRY(fields.text("path", command_rule));
+        if (!stored.path.starts_with("/"))
+            return fail(Errc::corrupt, "file_stored: \"path\" must be absolute");
+        return stored;
+    }
+    if (type == "file_failed") {
+        HL_TRY(fields.expect({"type", "req", "message"}));
+        FileFailed failed;
+        failed.req = HL_TRY(fields.counter("req"));
+        failed.message = HL_TRY(fields.text("message", message_rule));
+        return failed;
+    }
     return fail(Errc::corrupt, "unknown message type " + quote_text(type) + " from the guest");
 }
 
@@ -432,6 +450,26 @@ Result<HostMessage> decode_host_fields(std::string_view type, const json& object
     if (type == "ping") {
         HL_TRY(fields.expect({"type", "seq"}));
         return Ping{HL_TRY(fields.counter("seq"))};
+    }
+    if (type == "file") {
+        HL_TRY(fields.expect({"type", "req", "name", "size", "offset", "data"}));
+        FilePart part;
+        part.req = HL_TRY(fields.counter("req"));
+        part.name = HL_TRY(fields.text("name", file_name_rule));
+        part.size = static_cast<std::uint64_t>(
+            HL_TRY(fields.integer("size", 0, static_cast<std::int64_t>(max_file_bytes))));
+        part.offset = static_cast<std::uint64_t>(
+            HL_TRY(fields.integer("offset", 0, static_cast<std::int64_t>(part.size))));
+        std::string data = HL_TRY(fields.text("data", base64_rule));
+        part.data = HL_TRY_CTX(base64_decode(data), "file: \"data\"");
+        if (part.data.size() > max_file_part)
+            return fail(Errc::corrupt, "file: \"data\" holds more than " +
+                                           std::to_string(max_file_part) + " bytes");
+        if (part.data.size() > part.size - part.offset)
+            return fail(Errc::corrupt, "file: \"data\" runs past \"size\"");
+        if (part.data.empty() && part.size != 0)
+            return fail(Errc::corrupt, "file: an empty part of a file that is not empty");
+        return part;
     }
     return fail(Errc::corrupt, "unknown message type " + quote_text(type) + " from the host");
 }
@@ -612,14 +650,14 @@ std::optional<Direction> parse_direction(std::string_view name) {
 
 std::string_view message_type(const GuestMessage& message) {
     static constexpr std::array<std::string_view, std::variant_size_v<GuestMessage>> names = {
-        "hello", "apps", "launched", "launch_failed", "exited", "time_set", "controls_applied",
-        "error", "pong"};
+        "hello", "apps", "launched",    "launch_failed", "exited", "time_set", "controls_applied",
+        "error", "pong", "file_stored", "file_failed"};
     return names[message.index()];
 }
 
 std::string_view message_type(const HostMessage& message) {
     static constexpr std::array<std::string_view, std::variant_size_v<HostMessage>> names = {
-        "hello", "list_apps", "launch", "set_time", "controls", "ping"};
+        "hello", "list_apps", "launch", "set_time", "controls", "ping", "file"};
     return names[message.index()];
 }
 
@@ -658,6 +696,12 @@ json to_json(const GuestMessage& message) {
         out["message"] = error->message;
     } else if (const auto* pong = std::get_if<Pong>(&message)) {
         out["seq"] = pong->seq;
+    } else if (const auto* stored = std::get_if<FileStored>(&message)) {
+        out["req"] = stored->req;
+        out["path"] = stored->path;
+    } else if (const auto* file_failed = std::get_if<FileFailed>(&message)) {
+        out["req"] = file_failed->req;
+        out["message"] = file_failed->message;
     }
     return out;
 }
@@ -679,6 +723,12 @@ json to_json(const HostMessage& message) {
         out = controls_json(type, controls->controls);
     } else if (const auto* ping = std::get_if<Ping>(&message)) {
         out["seq"] = ping->seq;
+    } else if (const auto* part = std::get_if<FilePart>(&message)) {
+        out["req"] = part->req;
+        out["name"] = part->name;
+        out["size"] = part->size;
+        out["offset"] = part->offset;
+        out["data"] = base64_encode(part->data);
     }
     return out;
 }
@@ -870,6 +920,25 @@ bool is_png(std::span<const std::uint8_t> bytes) {
 
 bool is_clean_name(std::string_view text) {
     return text_problem(text, {Text::name, std::numeric_limits<std::size_t>::max(), true}).empty();
+}
+
+std::string safe_file_name(std::string_view name) {
+    auto slash = name.find_last_of("/\\");
+    if (slash != std::string_view::npos)
+        name.remove_prefix(slash + 1);
+    std::string out;
+    for (char c : name) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  std::string_view(" ._+,()-").find(c) != std::string_view::npos;
+        out += ok ? c : '_';
+        if (out.size() == 128)
+            break;
+    }
+    while (!out.empty() && (out.front() == '.' || out.front() == '-' || out.front() == ' '))
+        out.erase(0, 1);
+    while (!out.empty() && (out.back() == ' ' || out.back() == '.'))
+        out.pop_back();
+    return out.empty() ? "file" : out;
 }
 
 } // namespace heirloom::guest

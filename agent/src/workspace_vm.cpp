@@ -221,6 +221,7 @@ struct WorkspaceVm::Impl {
     std::optional<Error> broken; // the guest broke the protocol or the channel closed
     std::vector<guest::App> apps;
     std::map<std::uint64_t, std::variant<std::int64_t, std::string>> launches; // req → result
+    std::map<std::uint64_t, std::pair<bool, std::string>> files; // req → (stored, path or why)
     std::set<std::int64_t> apps_running;         // guest pids of launched apps still running
     std::optional<Clock::time_point> idle_since; // since when no launched app runs
     std::uint64_t next_req = 1;
@@ -256,6 +257,10 @@ struct WorkspaceVm::Impl {
             idle_since.reset();
         } else if (auto* f = std::get_if<guest::LaunchFailed>(&m)) {
             launches[f->req] = f->message;
+        } else if (auto* stored = std::get_if<guest::FileStored>(&m)) {
+            files[stored->req] = {true, stored->path};
+        } else if (auto* refused = std::get_if<guest::FileFailed>(&m)) {
+            files[refused->req] = {false, refused->message};
         } else if (auto* e = std::get_if<guest::Exited>(&m)) {
             if (apps_running.erase(e->pid) && apps_running.empty())
                 idle_since = Clock::now();
@@ -400,6 +405,41 @@ Result<std::int64_t> WorkspaceVm::launch(const std::string& app_id,
         return fail(Errc::not_found, fmt::format("workspace '{}' could not start '{}': {}",
                                                  impl_->config.id, app_id, *message));
     return std::get<std::int64_t>(result);
+}
+
+Result<std::string> WorkspaceVm::send_file(const fs::path& file,
+                                           std::chrono::milliseconds timeout) {
+    auto deadline = Clock::now() + timeout;
+    HL_TRY(wait_ready(timeout));
+    Fd fd = HL_TRY(open_read(file));
+    std::uint64_t size = HL_TRY(file_size(fd.get(), file));
+    if (size > guest::max_file_bytes)
+        return fail(Errc::invalid_argument,
+                    fmt::format("{} is larger than the {} MiB a file sent into a workspace may "
+                                "be",
+                                file.filename().string(), guest::max_file_bytes >> 20));
+    std::uint64_t req;
+    {
+        std::lock_guard lock(impl_->mutex);
+        req = impl_->next_req++;
+    }
+    guest::FilePart part{req, guest::safe_file_name(file.filename().string()), size, 0, {}};
+    do {
+        part.data.resize(std::min<std::uint64_t>(guest::max_file_part, size - part.offset));
+        HL_TRY(pread_exact(fd.get(), part.data, part.offset, file));
+        HL_TRY(impl_->channel->send(part));
+        part.offset += part.data.size();
+    } while (part.offset < size);
+    std::unique_lock lock(impl_->mutex);
+    HL_TRY(impl_->wait(
+        lock, deadline, [&] { return impl_->files.contains(req); },
+        "waiting for the guest to store the file"));
+    auto [stored, text] = impl_->files[req];
+    impl_->files.erase(req);
+    if (!stored)
+        return fail(Errc::denied,
+                    fmt::format("workspace '{}' refused the file: {}", impl_->config.id, text));
+    return text;
 }
 
 std::vector<guest::App> WorkspaceVm::apps() {

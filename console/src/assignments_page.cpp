@@ -15,6 +15,7 @@
 #include <QListWidget>
 #include <QPushButton>
 #include <QRegularExpression>
+#include <QSignalBlocker>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QTableWidget>
@@ -165,7 +166,10 @@ AssignmentsPage::AssignmentsPage(Connection connection, QWidget* parent)
     connect(found_, &QListWidget::itemActivated, this, &AssignmentsPage::use_directory_entry);
     connect(assignments_, &QTableWidget::currentCellChanged, this,
             [this](int row, int, int, int) { select_assignment(row); });
-    connect(new_button, &QPushButton::clicked, this, &AssignmentsPage::new_assignment);
+    connect(new_button, &QPushButton::clicked, this, [this] {
+        if (may_discard())
+            new_assignment();
+    });
     connect(save_, &QPushButton::clicked, this, &AssignmentsPage::save);
     connect(revert_, &QPushButton::clicked, this,
             [this] { load_form(loaded_, !id_->isEnabled()); });
@@ -225,7 +229,7 @@ void AssignmentsPage::use_directory_entry() {
         return;
     principal_kind_->setCurrentIndex(item->data(Qt::UserRole + 1).toInt());
     principal_name_->setText(item->data(Qt::UserRole).toString());
-    if (id_->isEnabled() && id_->text().isEmpty() && workspace_->count() > 0)
+    if (id_->isEnabled() && id_->text().isEmpty() && !workspace_->currentText().isEmpty())
         id_->setText(workspace_->currentText() + QLatin1Char('-') +
                      item->data(Qt::UserRole)
                          .toString()
@@ -240,7 +244,7 @@ void AssignmentsPage::show_policy(PolicyRevision policy) {
     workspace_->clear();
     for (const auto& w : policy_.set.workspaces)
         workspace_->addItem(qs(w.id));
-    workspace_->setCurrentIndex(std::max(0, workspace_->findText(keep)));
+    workspace_->setCurrentIndex(workspace_->findText(keep)); // the form stays as it was
     assignments_->setRowCount(0);
     int select = -1;
     for (const auto& a : policy_.set.assignments) {
@@ -259,9 +263,10 @@ void AssignmentsPage::show_policy(PolicyRevision policy) {
     }
     assignments_->resizeColumnsToContents();
     loading_ = false;
-    show_news(status_, tr("Policy revision %1: %2 assignments.")
+    show_news(status_, tr("Policy revision %1: %2.")
                            .arg(policy_.revision)
-                           .arg(policy_.set.assignments.size()));
+                           .arg(counted(static_cast<long long>(policy_.set.assignments.size()),
+                                        tr("assignment"), tr("assignments"))));
     if (select >= 0)
         assignments_->selectRow(select);
     else if (!id_->isEnabled())
@@ -272,7 +277,19 @@ void AssignmentsPage::show_policy(PolicyRevision policy) {
 void AssignmentsPage::select_assignment(int row) {
     if (loading_ || row < 0 || row >= static_cast<int>(policy_.set.assignments.size()))
         return;
-    load_form(policy_.set.assignments[static_cast<std::size_t>(row)], true);
+    const auto& chosen = policy_.set.assignments[static_cast<std::size_t>(row)];
+    // A reload that shows the same assignment keeps the admin's unsaved edit.
+    if (chosen.id == loaded_.id && !id_->isEnabled() && dirty()) {
+        shown_row_ = row;
+        return;
+    }
+    if (!may_discard()) {
+        QSignalBlocker quiet(assignments_);
+        assignments_->selectRow(shown_row_);
+        return;
+    }
+    shown_row_ = row;
+    load_form(chosen, true);
 }
 
 void AssignmentsPage::load_form(const policy::Assignment& a, bool existing) {
@@ -330,7 +347,15 @@ void AssignmentsPage::update_buttons() {
     expires_at_->setEnabled(expires_->isChecked());
 }
 
+bool AssignmentsPage::may_discard() {
+    return !dirty() ||
+           confirm(this, tr("Unsaved changes"),
+                   tr("Drop the unsaved changes to %1?")
+                       .arg(loaded_.id.empty() ? tr("the new assignment") : qs(loaded_.id)));
+}
+
 void AssignmentsPage::new_assignment() {
+    shown_row_ = -1;
     assignments_->blockSignals(true);
     assignments_->clearSelection();
     assignments_->setCurrentCell(-1, -1);

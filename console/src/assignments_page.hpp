@@ -42,11 +42,13 @@ class AssignmentsPage : public QWidget {
     void save();
     void remove();
     void update_buttons();
+    bool may_discard();
 
     Connection connection_;
     PolicyRevision policy_;
     policy::Assignment loaded_;
     bool loading_ = false;
+    int shown_row_ = -1;
 
     QLineEdit* search_text_;
     QComboBox* search_kind_;

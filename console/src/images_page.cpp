@@ -200,7 +200,6 @@ void ImagesPage::show_images(const std::vector<Image>& images,
     image_name_->setEditText(typed);
     for (int col = 0; col < tree_->columnCount() - 1; ++col)
         tree_->resizeColumnToContents(col);
-    show_news(status_, counted(static_cast<long long>(images.size()), tr("image."), tr("images.")));
 }
 
 void ImagesPage::push(const QString& image, const QString& vhd) {

@@ -12,6 +12,7 @@
 #include <QListWidget>
 #include <QPlainTextEdit>
 #include <QPushButton>
+#include <QSignalBlocker>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QTableWidget>
@@ -170,12 +171,18 @@ WorkspacesPage::WorkspacesPage(Connection connection, QWidget* parent)
     connect(workspaces_, &QListWidget::currentRowChanged, this, &WorkspacesPage::select_workspace);
     connect(apps_, &QTableWidget::currentCellChanged, this,
             [this](int row, int, int, int) { select_app(row); });
-    connect(ws_new, &QPushButton::clicked, this, &WorkspacesPage::new_workspace);
+    connect(ws_new, &QPushButton::clicked, this, [this] {
+        if (may_discard(workspace_dirty(), loaded_workspace_.id))
+            new_workspace();
+    });
     connect(ws_save_, &QPushButton::clicked, this, &WorkspacesPage::save_workspace);
     connect(ws_revert_, &QPushButton::clicked, this,
             [this] { load_workspace_form(loaded_workspace_, !ws_id_->isEnabled()); });
     connect(ws_delete_, &QPushButton::clicked, this, &WorkspacesPage::delete_workspace);
-    connect(app_new_, &QPushButton::clicked, this, &WorkspacesPage::new_app);
+    connect(app_new_, &QPushButton::clicked, this, [this] {
+        if (may_discard(app_dirty(), loaded_app_.id))
+            new_app();
+    });
     connect(app_save_, &QPushButton::clicked, this, &WorkspacesPage::save_app);
     connect(app_revert_, &QPushButton::clicked, this,
             [this] { load_app_form(loaded_app_, !app_id_->isEnabled()); });
@@ -207,9 +214,12 @@ void WorkspacesPage::show_policy(PolicyRevision policy) {
                           : qs(loaded_workspace_.id);
     policy_ = std::move(policy);
     loading_ = true;
+    // Refilling the list must not change the form: that would look like an edit.
+    QString image = ws_image_->currentText();
     ws_image_->clear();
-    for (const auto& image : policy_.set.images)
-        ws_image_->addItem(qs(image.name));
+    for (const auto& i : policy_.set.images)
+        ws_image_->addItem(qs(i.name));
+    ws_image_->setCurrentIndex(ws_image_->findText(image));
     workspaces_->clear();
     int select = -1;
     for (const auto& w : policy_.set.workspaces) {
@@ -219,20 +229,34 @@ void WorkspacesPage::show_policy(PolicyRevision policy) {
             select = workspaces_->count() - 1;
     }
     loading_ = false;
-    show_news(status_, tr("Policy revision %1: %2 workspaces, %3 published apps.")
+    show_news(status_, tr("Policy revision %1: %2, %3.")
                            .arg(policy_.revision)
-                           .arg(policy_.set.workspaces.size())
-                           .arg(policy_.set.apps.size()));
+                           .arg(counted(static_cast<long long>(policy_.set.workspaces.size()),
+                                        tr("workspace"), tr("workspaces")),
+                                counted(static_cast<long long>(policy_.set.apps.size()),
+                                        tr("published app"), tr("published apps"))));
     if (select >= 0)
         workspaces_->setCurrentRow(select);
-    else
+    else if (!ws_id_->isEnabled()) // the one shown is gone; a new one being typed stays
         new_workspace();
 }
 
 void WorkspacesPage::select_workspace(int row) {
     if (loading_ || row < 0 || row >= static_cast<int>(policy_.set.workspaces.size()))
         return;
-    load_workspace_form(policy_.set.workspaces[static_cast<std::size_t>(row)], true);
+    const auto& chosen = policy_.set.workspaces[static_cast<std::size_t>(row)];
+    // A reload that shows the same workspace keeps the admin's unsaved edit.
+    if (chosen.id == loaded_workspace_.id && !ws_id_->isEnabled() && workspace_dirty()) {
+        shown_row_ = row;
+        return;
+    }
+    if (!may_discard(workspace_dirty(), loaded_workspace_.id)) {
+        QSignalBlocker quiet(workspaces_);
+        workspaces_->setCurrentRow(shown_row_);
+        return;
+    }
+    shown_row_ = row;
+    load_workspace_form(chosen, true);
 }
 
 void WorkspacesPage::load_workspace_form(const policy::Workspace& w, bool existing) {
@@ -269,6 +293,10 @@ void WorkspacesPage::select_app(int row) {
     if (row < 0 || row >= apps_->rowCount())
         return;
     std::string id = ss(apps_->item(row, 1)->text());
+    if (id == loaded_app_.id && app_dirty())
+        return; // a reload of the same app keeps the unsaved edit
+    if (!may_discard(app_dirty(), loaded_app_.id))
+        return;
     for (const auto& app : policy_.set.apps)
         if (app.id == id)
             return load_app_form(app, true);
@@ -306,8 +334,7 @@ policy::Workspace WorkspacesPage::workspace_from_form() const {
 policy::PublishedApp WorkspacesPage::app_from_form() const {
     policy::PublishedApp app = loaded_app_;
     app.id = ss(app_id_->text().trimmed());
-    app.workspace_id = loaded_workspace_.id;
-    app.display_name = ss(app_name_->text().trimmed());
+    app.display_name = ss(app_name_->text().trimmed()); // its workspace: set by new_app
     app.command.clear();
     for (const QString& line : app_command_->toPlainText().split(QLatin1Char('\n')))
         if (!line.trimmed().isEmpty())
@@ -343,10 +370,18 @@ void WorkspacesPage::update_buttons() {
     app_delete_->setEnabled(apps_possible && !loaded_app_.id.empty());
 }
 
+bool WorkspacesPage::may_discard(bool dirty, const std::string& what) {
+    return !dirty || confirm(this, tr("Unsaved changes"),
+                             tr("Drop the unsaved changes to %1?")
+                                 .arg(what.empty() ? tr("the new item") : qs(what)));
+}
+
 void WorkspacesPage::new_workspace() {
-    workspaces_->blockSignals(true);
-    workspaces_->setCurrentRow(-1);
-    workspaces_->blockSignals(false);
+    {
+        QSignalBlocker quiet(workspaces_);
+        workspaces_->setCurrentRow(-1);
+    }
+    shown_row_ = -1;
     policy::Workspace w;
     if (ws_image_->count() > 0)
         w.image = ss(ws_image_->itemText(0));
@@ -390,8 +425,12 @@ void WorkspacesPage::save_app() {
         return show_error(status_, valid.error());
     run_in_background(
         this, [c = connection_, app] { return console::save_app(c, app); },
-        [this, name = qs(app.display_name)](Status r) {
-            after_save(r, tr("Application %1 saved.").arg(name));
+        [this, app](Status r) {
+            if (r) { // the reloaded list shows it again, as saved
+                loaded_app_ = app;
+                app_id_->setEnabled(false);
+            }
+            after_save(r, tr("Application %1 saved.").arg(qs(app.display_name)));
         });
 }
 

@@ -49,6 +49,8 @@ class WorkspacesPage : public QWidget {
     void delete_workspace();
     void delete_app();
     void update_buttons();
+    // True when there is no unsaved edit, or the admin agreed to drop it.
+    bool may_discard(bool dirty, const std::string& what);
     void after_save(Status result, const QString& done);
 
     Connection connection_;
@@ -56,6 +58,7 @@ class WorkspacesPage : public QWidget {
     policy::Workspace loaded_workspace_;
     policy::PublishedApp loaded_app_;
     bool loading_ = false;
+    int shown_row_ = -1; // the workspace in the form, to go back to when a switch is refused
 
     QListWidget* workspaces_;
     QLineEdit* ws_id_;

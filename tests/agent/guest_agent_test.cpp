@@ -252,6 +252,57 @@ TEST_CASE("heirloom-guest: hello, app list, launches and exits over a control so
         auto killed = host.expect<Launched>();
         CHECK(host.expect<Exited>() == Exited{killed.pid, 128 + SIGKILL});
     }
+    SECTION("a host file arrives in parts under a safe name, only while file transfer allows") {
+        // Before the host allowed it (controls off by default): refused.
+        host.send(FilePart{30, "a.txt", 3, 0, {'a', 'b', 'c'}});
+        CHECK(host.expect<FileFailed>().req == 30);
+        host.send(Controls{{Direction::off, Direction::host_to_guest, false, false}});
+        host.expect<ControlsApplied>();
+
+        std::vector<std::uint8_t> content(max_file_part + 1000);
+        for (std::size_t i = 0; i < content.size(); ++i)
+            content[i] = static_cast<std::uint8_t>(i * 13);
+        std::vector<std::uint8_t> first(content.begin(), content.begin() + max_file_part);
+        std::vector<std::uint8_t> rest(content.begin() + max_file_part, content.end());
+        host.send(FilePart{31, "../../etc/passwd", content.size(), 0, first});
+        host.send(FilePart{31, "../../etc/passwd", content.size(), max_file_part, rest});
+        auto stored = host.expect<FileStored>();
+        CHECK(stored.req == 31);
+        fs::path path = stored.path;
+        struct Cleanup {
+            fs::path dir;
+            ~Cleanup() {
+                std::error_code ec;
+                if (dir.filename().string().starts_with("heirloom-files-"))
+                    fs::remove_all(dir, ec);
+            }
+        } cleanup{path.parent_path()};
+        CHECK(path.filename() == "passwd");
+        CHECK(path.parent_path().filename().string().starts_with("heirloom-files-"));
+        CHECK(test::as_text(read_file(path).value()) == test::as_text(content));
+        // The same name again: a second file beside it, never over it.
+        host.send(FilePart{32, "passwd", 2, 0, {'h', 'i'}});
+        auto again = host.expect<FileStored>();
+        CHECK(fs::path(again.path).parent_path() == path.parent_path());
+        CHECK(fs::path(again.path).filename() == "2-passwd");
+        // A part out of order, or of a file never started: refused, nothing kept.
+        host.send(FilePart{33, "x.txt", 10, 0, {'1', '2'}});
+        host.send(FilePart{33, "x.txt", 10, 5, {'3', '4'}});
+        CHECK(host.expect<FileFailed>().req == 33);
+        CHECK_FALSE(fs::exists(path.parent_path() / "x.txt"));
+        host.send(FilePart{34, "y.txt", 10, 4, {'1'}});
+        CHECK(host.expect<FileFailed>().req == 34);
+        // The app gets the path.
+        host.send(Launch{35, "heirloom-test-args", {stored.path}, {}});
+        auto launched = host.expect<Launched>();
+        CHECK(host.expect<Exited>() == Exited{launched.pid, 0});
+        CHECK(slurp(dir / "args.txt") == ":42|" + stored.path + "|\n");
+        // Turned off again: refused.
+        host.send(Controls{{Direction::off, Direction::guest_to_host, false, false}});
+        host.expect<ControlsApplied>();
+        host.send(FilePart{36, "z.txt", 1, 0, {'z'}});
+        CHECK(host.expect<FileFailed>().message.find("off") != std::string::npos);
+    }
     SECTION("arguments reach the app as they are, with DISPLAY set") {
         host.send(Launch{13, "heirloom-test-args", {"a file.txt", "$(id) `x` ;|"}, {}});
         auto launched = host.expect<Launched>();

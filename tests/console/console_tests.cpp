@@ -98,9 +98,13 @@ class CancelDuringUpload : public trim::Progress {
     CancelDuringUpload(std::atomic<bool>& cancel, std::uint64_t after)
         : cancel_(cancel), after_(after) {}
     void update(std::string_view stage, std::uint64_t done, std::uint64_t) override {
-        if (stage == "upload" && done >= after_)
+        if (stage != "upload")
+            return;
+        uploaded = std::max(uploaded.load(), done);
+        if (done >= after_)
             cancel_ = true;
     }
+    std::atomic<std::uint64_t> uploaded{0}; // objects the server accepted before the cancel
 
   private:
     std::atomic<bool>& cancel_;
@@ -275,6 +279,7 @@ class ConsoleTests : public QObject {
         auto cancelled = admin::push_image(**api, connection_.token, push);
         QVERIFY(!cancelled);
         QCOMPARE(int(cancelled.error().code), int(Errc::cancelled));
+        QVERIFY(progress.uploaded >= 1); // objects reached the server, yet no version did
         auto images = fetch_images(connection_);
         QVERIFY(images);
         QCOMPARE(images->at(0).latest, 1ull);
@@ -356,8 +361,11 @@ class ConsoleTests : public QObject {
         QTest::mouseClick(child<QPushButton>(page, "save_workspace"), Qt::LeftButton);
         QVERIFY2(child<QLabel>(page, "status")->text().contains("workspace.id"),
                  qPrintable(child<QLabel>(page, "status")->text()));
+        // Leaving the unsaved new workspace asks first.
+        confirm_next_dialog();
         list->setCurrentRow(0);
         QTRY_COMPARE_WITH_TIMEOUT(apps->rowCount(), 1, wait_ms);
+        QCOMPARE(child<QLineEdit>(page, "workspace_id")->text(), QStringLiteral("payroll-ws"));
     }
 
     void assign_the_workspace_to_groups() {
@@ -386,7 +394,9 @@ class ConsoleTests : public QObject {
             workspace->setCurrentIndex(workspace->findText("payroll-ws"));
             child<QComboBox>(page, "clipboard")->setCurrentIndex(clipboard);
             child<QSpinBox>(page, "offline_hours")->setValue(48);
-            QTest::mouseClick(child<QPushButton>(page, "save_assignment"), Qt::LeftButton);
+            // Saved with the keyboard: Ctrl+S belongs to the visible screen's Save button.
+            QApplication::setActiveWindow(window_.get());
+            QTest::keyClick(id_edit, Qt::Key_S, Qt::ControlModifier);
             auto* table = child<QTableWidget>(page, "assignments");
             QTRY_VERIFY_WITH_TIMEOUT(any_row_contains(table, {id, "group " + QString(group)}),
                                      wait_ms);
@@ -541,6 +551,8 @@ class ConsoleTests : public QObject {
 };
 
 int main(int argc, char** argv) {
+    // A dialog nobody expected would wait for a click forever: end such a test in a minute.
+    ::setenv("QTEST_FUNCTION_TIMEOUT", "60000", 0);
     // A private X display, so screenshots show what a person would see; offscreen only when
     // Xvfb is missing (the screenshots are then drawn by Qt alone).
     test::Xvfb xvfb(1280, 900);

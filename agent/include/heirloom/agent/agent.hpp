@@ -99,8 +99,9 @@ class Agent {
     // first when it is not running (a cold launch). Refused when the workspace's lease has
     // ended, it was revoked, or its image is not synced yet. Returns the workspace, the app,
     // the guest pid, whether the launch was cold, its seconds and the VM's acceleration.
-    // With file, a host file the app should open: refused unless the workspace's file transfer
-    // control allows host to guest.
+    // With file, a host file the app should open: refused before any VM starts unless the
+    // workspace's file transfer control allows host to guest; else sent into the guest and
+    // given to the app as its first argument.
     Result<Json> launch(const std::string& app_id, const std::vector<std::string>& args,
                         const std::optional<fs::path>& file = std::nullopt);
     // Stops a workspace's VM (a revertible workspace loses its changes); a suspended one

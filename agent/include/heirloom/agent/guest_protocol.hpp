@@ -39,6 +39,9 @@ inline constexpr std::size_t max_json_depth = 8;               // nesting of arr
 inline constexpr std::uint64_t max_counter = (1ull << 53) - 1; // req and seq (exact in doubles)
 inline constexpr std::int64_t max_unix_ms = 253402300799999;   // 9999-12-31T23:59:59.999Z
 inline constexpr std::int64_t max_pid = 4194304;               // Linux PID_MAX_LIMIT
+inline constexpr std::size_t max_file_part = 512u << 10;       // file bytes in one message
+inline constexpr std::uint64_t max_file_bytes = 256ull << 20;  // one file sent into the guest
+inline constexpr std::size_t max_file_name_bytes = 255;        // a file's name, as sent
 
 // Who may copy to whom; the same four values serve clipboard and file transfer.
 enum class Direction { off, host_to_guest, guest_to_host, both };
@@ -108,8 +111,20 @@ struct Pong {
     friend bool operator==(const Pong&, const Pong&) = default;
 };
 
+// A file the host sent (FilePart) is stored whole at path, for the app launched next to open.
+struct FileStored {
+    std::uint64_t req = 0;
+    std::string path; // absolute, in the guest
+    friend bool operator==(const FileStored&, const FileStored&) = default;
+};
+struct FileFailed {
+    std::uint64_t req = 0;
+    std::string message;
+    friend bool operator==(const FileFailed&, const FileFailed&) = default;
+};
+
 using GuestMessage = std::variant<GuestHello, AppList, Launched, LaunchFailed, Exited, TimeSet,
-                                  ControlsApplied, GuestError, Pong>;
+                                  ControlsApplied, GuestError, Pong, FileStored, FileFailed>;
 
 // host -> guest
 
@@ -142,7 +157,20 @@ struct Ping {
     friend bool operator==(const Ping&, const Ping&) = default;
 };
 
-using HostMessage = std::variant<HostHello, ListApps, Launch, SetTime, Controls, Ping>;
+// Part of a host file for an app to open (only when file transfer allows host to guest; the
+// guest checks too). The parts of one file share req and come in order: offset is the number
+// of bytes sent before, and the last part ends at size. name is the host's file name: the guest
+// keeps a safe base name of it and stores the file in a folder of its session.
+struct FilePart {
+    std::uint64_t req = 0;
+    std::string name;
+    std::uint64_t size = 0;
+    std::uint64_t offset = 0;
+    std::vector<std::uint8_t> data; // at most max_file_part bytes
+    friend bool operator==(const FilePart&, const FilePart&) = default;
+};
+
+using HostMessage = std::variant<HostHello, ListApps, Launch, SetTime, Controls, Ping, FilePart>;
 
 // The "type" of a message as it appears on the wire ("hello", "apps", ...).
 std::string_view message_type(const GuestMessage& message);
@@ -210,5 +238,9 @@ bool is_png(std::span<const std::uint8_t> bytes);
 // A display name: valid UTF-8, no C0/C1 control characters and no bidirectional overrides
 // (which could make a guest app's name read like a host app's).
 bool is_clean_name(std::string_view text);
+// The name a file from the host gets in the guest: its last path component, with anything but
+// letters, digits, space and ._+,()- replaced by _, no leading dot or dash, at most 128 bytes;
+// "file" when nothing is left.
+std::string safe_file_name(std::string_view name);
 
 } // namespace heirloom::guest

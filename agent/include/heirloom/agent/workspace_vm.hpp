@@ -107,6 +107,10 @@ class WorkspaceVm {
     Result<std::int64_t> launch(const std::string& app_id, const std::vector<std::string>& command,
                                 const std::vector<std::string>& args,
                                 std::chrono::milliseconds timeout);
+    // Sends a host file into the guest (parts of max_file_part bytes), for an app to open;
+    // returns its path in the guest. The caller has checked the file transfer control (the
+    // guest checks it again).
+    Result<std::string> send_file(const fs::path& file, std::chrono::milliseconds timeout);
     std::vector<guest::App> apps();
     // running, booting, stopped, died
     std::string state();
