@@ -24,24 +24,23 @@ install(FILES ${CMAKE_SOURCE_DIR}/docs/server.md ${CMAKE_SOURCE_DIR}/docs/api.md
 # heirloom-agent
 install(TARGETS heirloom-agent heirloom heirloom-tray RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         COMPONENT agent)
-foreach(program heirloom-open heirloom-shell)
-  if(TARGET ${program})
-    install(TARGETS ${program} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT agent)
-  endif()
-endforeach()
+# The desktop integration: heirloom-open routes files and links; the agent writes each user's
+# menu entries itself (docs/shell-integration.md).
+install(TARGETS heirloom-open RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT agent)
 install(FILES ${HEIRLOOM_SYSTEMD}/heirloom-agent.service DESTINATION lib/systemd/user
         COMPONENT agent)
 install(FILES ${HEIRLOOM_PACKAGING}/heirloom-tray.desktop DESTINATION /etc/xdg/autostart
         COMPONENT agent)
 install(FILES ${CMAKE_SOURCE_DIR}/docs/agent.md ${CMAKE_SOURCE_DIR}/docs/vm.md
+              ${CMAKE_SOURCE_DIR}/docs/shell-integration.md
         DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/heirloom-agent COMPONENT agent)
 
 # heirloom-console
-if(TARGET heirloom-console)
-  install(TARGETS heirloom-console RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT console)
-  install(FILES ${HEIRLOOM_PACKAGING}/heirloom-console.desktop
-          DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/applications COMPONENT console)
-endif()
+install(TARGETS heirloom-console RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT console)
+install(FILES ${HEIRLOOM_PACKAGING}/heirloom-console.desktop
+        DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/applications COMPONENT console)
+install(FILES ${CMAKE_SOURCE_DIR}/docs/console.md
+        DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/heirloom-console COMPONENT console)
 
 # heirloom-image, with heirloom-guest and the recipe that puts it into a guest image
 install(TARGETS heirloom-image RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT image)
@@ -69,10 +68,7 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
 set(CPACK_COMPONENTS_GROUPING IGNORE)
-set(CPACK_COMPONENTS_ALL server agent image admin)
-if(TARGET heirloom-console)
-  list(APPEND CPACK_COMPONENTS_ALL console)
-endif()
+set(CPACK_COMPONENTS_ALL server agent console image admin)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
@@ -91,7 +87,7 @@ set(CPACK_DEBIAN_AGENT_PACKAGE_NAME heirloom-agent)
 set(CPACK_COMPONENT_AGENT_DESCRIPTION
     "Heirloom endpoint agent\n Syncs the workspaces a user is given, runs them in a hidden VM (QEMU) and shows their published applications as ordinary windows, launched from the application menu.")
 set(CPACK_DEBIAN_AGENT_PACKAGE_DEPENDS "qemu-system-x86, qemu-utils")
-set(CPACK_DEBIAN_AGENT_PACKAGE_RECOMMENDS "xpra, desktop-file-utils, xdg-utils")
+set(CPACK_DEBIAN_AGENT_PACKAGE_RECOMMENDS "xpra, xdg-utils, libnotify-bin")
 set(CPACK_DEBIAN_AGENT_PACKAGE_CONTROL_EXTRA
     "${HEIRLOOM_PACKAGING}/agent/postinst;${HEIRLOOM_PACKAGING}/agent/postrm")
 
