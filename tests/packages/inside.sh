@@ -31,7 +31,7 @@ apt-get install -y -q --no-install-recommends "$debs"/old/*.deb >/tmp/apt-instal
 for p in "${packages[@]}"; do
   check "$p $OLD_VERSION installed" test "$(installed_version "$p")" = "$OLD_VERSION"
 done
-for program in heirloom-server heirloom-admin heirloom-image heirloom heirloom-agent; do
+for program in heirloom-server heirloom-admin heirloom-image heirloom heirloom-agent heirloom-open; do
   check "$program --help runs" sh -c "$program --help >/dev/null"
 done
 for program in /usr/bin/heirloom-tray /usr/bin/heirloom-console /usr/lib/heirloom/heirloom-guest; do
