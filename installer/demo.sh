@@ -192,6 +192,10 @@ echo '{"workspace":"desk","principal":{"kind":"group","name":"finance"},"control
 step "Endpoint: alice's agent picks the new workspace up and syncs its image"
 as_alice "$bin/heirloom" sync --now --wait >/dev/null
 as_alice "$bin/heirloom" apps
+echo "alice's application menu, Heirloom submenu ($work/agent/home/.local/share/applications):"
+for entry in "$work"/agent/home/.local/share/applications/heirloom-desk-*.desktop; do
+  [ -f "$entry" ] && sed -n 's/^Name=/  /p; s/^Exec=/    runs: /p' "$entry"
+done
 
 step "Launching the published app 'clock': its VM boots (hidden), its window appears on $demo_display"
 as_alice "$bin/heirloom" launch clock
