@@ -131,6 +131,12 @@ Status save_assignment(const Connection& c, const policy::Assignment& a) {
                     item_json(&policy::PolicySet::assignments, a, "assignments"));
 }
 
+Status save_image_settings(const Connection& c, const policy::ImageRef& image) {
+    HL_TRY(policy::validate_image(image, "image"));
+    return put_item(c, "/v1/admin/image-settings/" + client::url_encode(image.name),
+                    item_json(&policy::PolicySet::images, image, "images"));
+}
+
 Status delete_item(const Connection& c, Collection collection, const std::string& id) {
     const char* name = collection == Collection::workspaces ? "workspaces"
                        : collection == Collection::apps     ? "apps"

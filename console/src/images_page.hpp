@@ -16,6 +16,7 @@ class QComboBox;
 class QLabel;
 class QLineEdit;
 class QProgressBar;
+class QSpinBox;
 class QPushButton;
 class QTimer;
 class QTreeWidget;
@@ -44,9 +45,16 @@ class ImagesPage : public QWidget {
   private:
     void show_images(const std::vector<Image>& images, const std::vector<Endpoint>& endpoints);
     void show_progress();
+    void choose_image();
+    void save_settings();
 
     Connection connection_;
     QTreeWidget* tree_;
+    std::vector<policy::ImageRef> settings_; // each image's roll-out settings, from the policy
+    QLabel* settings_image_;
+    QSpinBox* minimum_;
+    QSpinBox* pinned_;
+    QPushButton* save_settings_;
     QComboBox* image_name_;
     QLineEdit* vhd_;
     QPushButton* push_button_;

@@ -523,6 +523,20 @@ class ConsoleTests : public QObject {
 
         QCOMPARE(newest->text(5), QStringLiteral("pc-alice"));
         QCOMPARE(tree->topLevelItem(0)->child(1)->text(5), QStringLiteral("none"));
+
+        // Pin the image to version 1: endpoints stay on it.
+        tree->setCurrentItem(tree->topLevelItem(0)->child(1));
+        QCOMPARE(child<QLabel>(page, "settings_image")->text(), QStringLiteral("payroll"));
+        child<QSpinBox>(page, "pinned_version")->setValue(1);
+        QTest::mouseClick(child<QPushButton>(page, "save_settings"), Qt::LeftButton);
+        QTRY_VERIFY_WITH_TIMEOUT(tree->topLevelItemCount() == 1 &&
+                                     tree->topLevelItem(0)->text(0).contains("pinned to v1"),
+                                 wait_ms);
+        auto policy = fetch_policy(connection_);
+        QVERIFY(policy);
+        QCOMPARE(policy->set.images.size(), std::size_t{1});
+        QCOMPARE(policy->set.images[0].pinned_version, std::optional<std::uint64_t>(1));
+        QVERIFY(!policy->set.images[0].minimum_version);
         screenshot(window_.get(), "images");
     }
 
