@@ -104,6 +104,12 @@ Result<Connection> log_in(const client::ServerOptions& server, const std::string
         });
 }
 
+Status log_out(const Connection& c) {
+    auto api = HL_TRY(open(c));
+    HL_TRY(api->post("/v1/logout", Json::object()));
+    return {};
+}
+
 Result<PolicyRevision> fetch_policy(const Connection& c) {
     auto api = HL_TRY(open(c));
     Json doc = HL_TRY(api->get("/v1/admin/policy"));

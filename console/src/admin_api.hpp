@@ -28,6 +28,9 @@ struct Connection {
 Result<Connection> log_in(const client::ServerOptions& server, const std::string& user,
                           const std::string& password);
 
+// Ends the session on the server: its token stops working.
+Status log_out(const Connection& c);
+
 // What a failed login means for the person at the keyboard, from the client's error.
 std::string login_failure_message(const Error& error, const std::string& url);
 

@@ -24,11 +24,21 @@
 
 namespace heirloom::console {
 
-// The latest progress a push reported, read by the UI thread on a timer.
+// The latest progress a push reported, read by the UI thread on a timer. The first report of
+// each stage is also posted to the page at once, so even a push quicker than the timer shows
+// every stage it went through.
 class PushProgress : public trim::Progress {
   public:
+    explicit PushProgress(ImagesPage* page) : page_(page) {}
     void update(std::string_view stage, std::uint64_t done, std::uint64_t total) override {
         std::lock_guard lock(mutex_);
+        if (stage != stage_) // the page outlives the push: its destructor waits for it
+            QMetaObject::invokeMethod(
+                page_,
+                [page = page_, s = std::string(stage), done, total] {
+                    page->show_stage(s, done, total);
+                },
+                Qt::QueuedConnection);
         stage_ = stage;
         done_ = done;
         total_ = total;
@@ -41,6 +51,7 @@ class PushProgress : public trim::Progress {
     }
 
   private:
+    ImagesPage* page_;
     mutable std::mutex mutex_;
     std::string stage_;
     std::uint64_t done_ = 0;
@@ -295,7 +306,7 @@ void ImagesPage::push(const QString& image, const QString& vhd) {
     image_name_->setEditText(image);
     vhd_->setText(vhd);
     cancel_flag_ = std::make_shared<std::atomic<bool>>(false);
-    progress_ = std::make_shared<PushProgress>();
+    progress_ = std::make_shared<PushProgress>(this);
     push_button_->setEnabled(false);
     cancel_->setEnabled(true);
     progress_bar_->setValue(0);
@@ -358,13 +369,19 @@ void ImagesPage::show_progress() {
     std::string stage;
     std::uint64_t done = 0, total = 0;
     progress_->read(stage, done, total);
-    if (stage.empty())
-        return;
+    if (!stage.empty())
+        show_stage(stage, done, total);
+}
+
+void ImagesPage::show_stage(const std::string& stage, std::uint64_t done, std::uint64_t total) {
+    if (!pushing_)
+        return; // a late report of a push that already ended
     // Packing is the first half of the bar, uploading the second.
     double part = total > 0 ? static_cast<double>(done) / static_cast<double>(total) : 0.0;
     int value =
         stage == "upload" ? 500 + static_cast<int>(500 * part) : static_cast<int>(500 * part);
     progress_bar_->setValue(std::max(progress_bar_->value(), value));
+    Q_EMIT progress_shown(qs(stage), progress_bar_->value());
     if (cancel_flag_->load())
         return;
     stage_->setText(
