@@ -104,6 +104,12 @@ Result<Connection> log_in(const client::ServerOptions& server, const std::string
         });
 }
 
+Status log_out(const Connection& c) {
+    auto api = HL_TRY(open(c));
+    HL_TRY(api->post("/v1/logout", Json::object()));
+    return {};
+}
+
 Result<PolicyRevision> fetch_policy(const Connection& c) {
     auto api = HL_TRY(open(c));
     Json doc = HL_TRY(api->get("/v1/admin/policy"));
@@ -129,6 +135,12 @@ Status save_assignment(const Connection& c, const policy::Assignment& a) {
     HL_TRY(policy::validate_assignment(a, "assignment"));
     return put_item(c, "/v1/admin/assignments/" + client::url_encode(a.id),
                     item_json(&policy::PolicySet::assignments, a, "assignments"));
+}
+
+Status save_image_settings(const Connection& c, const policy::ImageRef& image) {
+    HL_TRY(policy::validate_image(image, "image"));
+    return put_item(c, "/v1/admin/image-settings/" + client::url_encode(image.name),
+                    item_json(&policy::PolicySet::images, image, "images"));
 }
 
 Status delete_item(const Connection& c, Collection collection, const std::string& id) {

@@ -28,6 +28,9 @@ struct Connection {
 Result<Connection> log_in(const client::ServerOptions& server, const std::string& user,
                           const std::string& password);
 
+// Ends the session on the server: its token stops working.
+Status log_out(const Connection& c);
+
 // What a failed login means for the person at the keyboard, from the client's error.
 std::string login_failure_message(const Error& error, const std::string& url);
 
@@ -45,6 +48,9 @@ enum class Collection { workspaces, apps, assignments };
 Status save_workspace(const Connection& c, const policy::Workspace& workspace);
 Status save_app(const Connection& c, const policy::PublishedApp& app);
 Status save_assignment(const Connection& c, const policy::Assignment& assignment);
+// An image's roll-out settings: the minimum version endpoints may run and the version they
+// are pinned to (the image-settings collection).
+Status save_image_settings(const Connection& c, const policy::ImageRef& image);
 // Deletes an item; the server refuses (conflict) while other items refer to it.
 Status delete_item(const Connection& c, Collection collection, const std::string& id);
 

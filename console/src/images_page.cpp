@@ -13,6 +13,7 @@
 #include <QLineEdit>
 #include <QProgressBar>
 #include <QPushButton>
+#include <QSpinBox>
 #include <QTimer>
 #include <QTreeWidget>
 #include <QVBoxLayout>
@@ -23,11 +24,21 @@
 
 namespace heirloom::console {
 
-// The latest progress a push reported, read by the UI thread on a timer.
+// The latest progress a push reported, read by the UI thread on a timer. The first report of
+// each stage is also posted to the page at once, so even a push quicker than the timer shows
+// every stage it went through.
 class PushProgress : public trim::Progress {
   public:
+    explicit PushProgress(ImagesPage* page) : page_(page) {}
     void update(std::string_view stage, std::uint64_t done, std::uint64_t total) override {
         std::lock_guard lock(mutex_);
+        if (stage != stage_) // the page outlives the push: its destructor waits for it
+            QMetaObject::invokeMethod(
+                page_,
+                [page = page_, s = std::string(stage), done, total] {
+                    page->show_stage(s, done, total);
+                },
+                Qt::QueuedConnection);
         stage_ = stage;
         done_ = done;
         total_ = total;
@@ -40,6 +51,7 @@ class PushProgress : public trim::Progress {
     }
 
   private:
+    ImagesPage* page_;
     mutable std::mutex mutex_;
     std::string stage_;
     std::uint64_t done_ = 0;
@@ -59,7 +71,18 @@ fs::path push_cache(const std::string& host) {
 struct ImagesAndEndpoints {
     Result<std::vector<Image>> images;
     Result<std::vector<Endpoint>> endpoints;
+    Result<PolicyRevision> policy;
 };
+
+// A version spin box where 0 means "not set".
+QSpinBox* version_box(const QString& none, const char* name, QWidget* parent) {
+    auto* box = new QSpinBox(parent);
+    box->setObjectName(QString::fromLatin1(name));
+    box->setRange(0, 1'000'000);
+    box->setSpecialValueText(none);
+    box->setPrefix(QStringLiteral("v"));
+    return box;
+}
 
 } // namespace
 
@@ -130,7 +153,28 @@ ImagesPage::ImagesPage(Connection connection, QWidget* parent)
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(top);
     layout->addWidget(tree_, 1);
-    layout->addWidget(push_box);
+    settings_image_ = new QLabel(tr("(choose an image above)"), this);
+    settings_image_->setObjectName(QStringLiteral("settings_image"));
+    minimum_ = version_box(tr("none"), "minimum_version", this);
+    pinned_ = version_box(tr("latest"), "pinned_version", this);
+    save_settings_ = new QPushButton(tr("Save roll-&out"), this);
+    save_settings_->setObjectName(QStringLiteral("save_settings"));
+    save_settings_->setEnabled(false);
+    auto* settings_form = new QFormLayout;
+    settings_form->addRow(tr("Image:"), settings_image_);
+    settings_form->addRow(tr("&Minimum version:"), minimum_);
+    settings_form->addRow(tr("Pi&nned to:"), pinned_);
+    auto* settings_box = new QGroupBox(tr("Roll-out"), this);
+    settings_box->setToolTip(tr("Endpoints refuse versions below the minimum; a pinned image "
+                                "stays on that version instead of the latest."));
+    auto* settings_layout = new QVBoxLayout(settings_box);
+    settings_layout->addLayout(settings_form);
+    settings_layout->addStretch(1);
+    settings_layout->addWidget(save_settings_, 0, Qt::AlignRight);
+    auto* bottom = new QHBoxLayout;
+    bottom->addWidget(push_box, 3);
+    bottom->addWidget(settings_box, 1);
+    layout->addLayout(bottom);
     layout->addWidget(status_);
 
     poll_ = new QTimer(this);
@@ -140,6 +184,8 @@ ImagesPage::ImagesPage(Connection connection, QWidget* parent)
     connect(push_button_, &QPushButton::clicked, this,
             [this] { push(image_name_->currentText().trimmed(), vhd_->text().trimmed()); });
     connect(cancel_, &QPushButton::clicked, this, &ImagesPage::cancel_push);
+    connect(tree_, &QTreeWidget::currentItemChanged, this, &ImagesPage::choose_image);
+    connect(save_settings_, &QPushButton::clicked, this, &ImagesPage::save_settings);
 }
 
 ImagesPage::~ImagesPage() {
@@ -151,13 +197,16 @@ void ImagesPage::refresh() {
     run_in_background(
         this,
         [c = connection_] {
-            return ImagesAndEndpoints{fetch_images(c), fetch_endpoints(c)};
+            return ImagesAndEndpoints{fetch_images(c), fetch_endpoints(c), fetch_policy(c)};
         },
         [this](ImagesAndEndpoints result) {
             if (!result.images)
                 return show_error(status_, result.images.error());
             if (!result.endpoints)
                 return show_error(status_, result.endpoints.error());
+            if (!result.policy)
+                return show_error(status_, result.policy.error());
+            settings_ = std::move(result.policy->set.images);
             show_images(*result.images, *result.endpoints);
             Q_EMIT images_loaded();
         });
@@ -172,6 +221,7 @@ void ImagesPage::show_images(const std::vector<Image>& images,
             if (!e.revoked)
                 holders[{i.image, i.version}] << qs(e.hostname);
     QString typed = image_name_->currentText();
+    QString chosen = settings_image_->text();
     image_name_->clear();
     tree_->clear();
     for (const auto& image : images) {
@@ -195,11 +245,52 @@ void ImagesPage::show_images(const std::vector<Image>& images,
                                       qs(v->pushed_by),
                                       hosts.isEmpty() ? tr("none") : hosts.join(", ")});
         }
+        top->setData(0, Qt::UserRole, qs(image.name));
+        for (const auto& s : settings_)
+            if (s.name == image.name && s.pinned_version)
+                top->setText(0, top->text(0) + tr(", pinned to v%1").arg(*s.pinned_version));
         top->setExpanded(true);
+        if (qs(image.name) == chosen)
+            tree_->setCurrentItem(top);
     }
     image_name_->setEditText(typed);
     for (int col = 0; col < tree_->columnCount() - 1; ++col)
         tree_->resizeColumnToContents(col);
+}
+
+void ImagesPage::choose_image() {
+    QTreeWidgetItem* item = tree_->currentItem();
+    if (item && item->parent())
+        item = item->parent();
+    const policy::ImageRef* found = nullptr;
+    std::string name = item ? ss(item->data(0, Qt::UserRole).toString()) : std::string();
+    for (const auto& s : settings_)
+        if (s.name == name)
+            found = &s;
+    save_settings_->setEnabled(found != nullptr);
+    if (!found)
+        return;
+    settings_image_->setText(qs(found->name));
+    minimum_->setValue(static_cast<int>(found->minimum_version.value_or(0)));
+    pinned_->setValue(static_cast<int>(found->pinned_version.value_or(0)));
+}
+
+void ImagesPage::save_settings() {
+    policy::ImageRef image{ss(settings_image_->text()), std::nullopt, std::nullopt};
+    if (minimum_->value() > 0)
+        image.minimum_version = static_cast<std::uint64_t>(minimum_->value());
+    if (pinned_->value() > 0)
+        image.pinned_version = static_cast<std::uint64_t>(pinned_->value());
+    if (auto valid = policy::validate_image(image, "image"); !valid)
+        return show_error(status_, valid.error());
+    run_in_background(
+        this, [c = connection_, image] { return save_image_settings(c, image); },
+        [this, name = qs(image.name)](Status r) {
+            if (!r)
+                return show_error(status_, r.error());
+            show_news(status_, tr("Roll-out of %1 saved.").arg(name));
+            refresh();
+        });
 }
 
 void ImagesPage::push(const QString& image, const QString& vhd) {
@@ -215,7 +306,7 @@ void ImagesPage::push(const QString& image, const QString& vhd) {
     image_name_->setEditText(image);
     vhd_->setText(vhd);
     cancel_flag_ = std::make_shared<std::atomic<bool>>(false);
-    progress_ = std::make_shared<PushProgress>();
+    progress_ = std::make_shared<PushProgress>(this);
     push_button_->setEnabled(false);
     cancel_->setEnabled(true);
     progress_bar_->setValue(0);
@@ -278,13 +369,19 @@ void ImagesPage::show_progress() {
     std::string stage;
     std::uint64_t done = 0, total = 0;
     progress_->read(stage, done, total);
-    if (stage.empty())
-        return;
+    if (!stage.empty())
+        show_stage(stage, done, total);
+}
+
+void ImagesPage::show_stage(const std::string& stage, std::uint64_t done, std::uint64_t total) {
+    if (!pushing_)
+        return; // a late report of a push that already ended
     // Packing is the first half of the bar, uploading the second.
     double part = total > 0 ? static_cast<double>(done) / static_cast<double>(total) : 0.0;
     int value =
         stage == "upload" ? 500 + static_cast<int>(500 * part) : static_cast<int>(500 * part);
     progress_bar_->setValue(std::max(progress_bar_->value(), value));
+    Q_EMIT progress_shown(qs(stage), progress_bar_->value());
     if (cancel_flag_->load())
         return;
     stage_->setText(

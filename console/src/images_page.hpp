@@ -16,6 +16,7 @@ class QComboBox;
 class QLabel;
 class QLineEdit;
 class QProgressBar;
+class QSpinBox;
 class QPushButton;
 class QTimer;
 class QTreeWidget;
@@ -38,15 +39,26 @@ class ImagesPage : public QWidget {
 
   Q_SIGNALS:
     void images_loaded();
+    // The progress bar moved: the push's stage ("pack", "upload") and the bar's value.
+    void progress_shown(const QString& stage, int value);
     // A push ended: published (version > 0) or not (the message says why).
     void push_finished(quint64 version, const QString& message);
 
   private:
+    friend class PushProgress;
     void show_images(const std::vector<Image>& images, const std::vector<Endpoint>& endpoints);
     void show_progress();
+    void show_stage(const std::string& stage, std::uint64_t done, std::uint64_t total);
+    void choose_image();
+    void save_settings();
 
     Connection connection_;
     QTreeWidget* tree_;
+    std::vector<policy::ImageRef> settings_; // each image's roll-out settings, from the policy
+    QLabel* settings_image_;
+    QSpinBox* minimum_;
+    QSpinBox* pinned_;
+    QPushButton* save_settings_;
     QComboBox* image_name_;
     QLineEdit* vhd_;
     QPushButton* push_button_;

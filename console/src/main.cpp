@@ -25,11 +25,20 @@ int main(int argc, char** argv) {
     args.addOptions({server, ca_file, user});
     args.process(app);
 
-    heirloom::console::LoginDialog login;
-    login.set_server(args.value(server), args.value(ca_file), args.value(user));
-    if (login.exec() != QDialog::Accepted)
-        return 1;
-    heirloom::console::MainWindow window(login.connection());
-    window.show();
-    return QApplication::exec();
+    QString url = args.value(server), ca = args.value(ca_file), name = args.value(user);
+    for (;;) {
+        heirloom::console::LoginDialog login;
+        login.set_server(url, ca, name);
+        if (login.exec() != QDialog::Accepted)
+            return 0;
+        heirloom::console::MainWindow window(login.connection());
+        window.show();
+        int status = QApplication::exec();
+        if (!window.logged_out())
+            return status;
+        // Log out: the next login starts from the same server and user.
+        url = QString::fromStdString(login.connection().server.url);
+        ca = QString::fromStdString(login.connection().server.ca_file);
+        name = QString::fromStdString(login.connection().user);
+    }
 }

@@ -10,6 +10,7 @@
 
 #include <QAction>
 #include <QApplication>
+#include <QCloseEvent>
 #include <QMenuBar>
 #include <QShortcut>
 #include <QStatusBar>
@@ -43,6 +44,12 @@ MainWindow::MainWindow(Connection connection, QWidget* parent)
     reload->setShortcut(QKeySequence::Refresh);
     connect(reload, &QAction::triggered, this, &MainWindow::refresh_current);
     file->addSeparator();
+    auto* log_out = file->addAction(tr("&Log out"));
+    log_out->setObjectName(QStringLiteral("log_out"));
+    connect(log_out, &QAction::triggered, this, [this] {
+        logged_out_ = true;
+        close();
+    });
     auto* quit = file->addAction(tr("&Quit"));
     quit->setShortcut(QKeySequence::Quit);
     connect(quit, &QAction::triggered, this, &QWidget::close);
@@ -58,6 +65,24 @@ MainWindow::MainWindow(Connection connection, QWidget* parent)
     connect(workspaces_, &WorkspacesPage::policy_saved, assignments_, &AssignmentsPage::refresh);
     connect(assignments_, &AssignmentsPage::policy_saved, workspaces_, &WorkspacesPage::refresh);
     refresh_current();
+}
+
+void MainWindow::closeEvent(QCloseEvent* event) {
+    if (images_->pushing() &&
+        !confirm(this, tr("Push running"),
+                 tr("A push is still running. Stop it and close? Nothing is published."))) {
+        event->ignore();
+        return;
+    }
+    if (!session_ended_) {
+        // A short call on the way out; a server that does not answer only leaves a token that
+        // expires by itself.
+        Connection c = connection_;
+        c.server.timeout_seconds = 3;
+        (void)console::log_out(c);
+        session_ended_ = true;
+    }
+    event->accept();
 }
 
 void MainWindow::refresh_current() {

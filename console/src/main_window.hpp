@@ -33,6 +33,12 @@ class MainWindow : public QMainWindow {
 
     // Reloads the screen on show.
     void refresh_current();
+    // True once the admin chose Log out (the program then shows the login window again).
+    bool logged_out() const { return logged_out_; }
+
+  protected:
+    // Closing the window ends the session on the server, so the token dies with it.
+    void closeEvent(QCloseEvent* event) override;
 
   private:
     Connection connection_;
@@ -43,6 +49,8 @@ class MainWindow : public QMainWindow {
     EffectivePage* effective_;
     EndpointsPage* endpoints_;
     ReportPage* report_;
+    bool logged_out_ = false;
+    bool session_ended_ = false;
 };
 
 } // namespace heirloom::console

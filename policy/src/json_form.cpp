@@ -137,7 +137,7 @@ Result<Workspace> parse_workspace(const Json& value, std::string_view path) {
 }
 
 Json app_to_json(const PublishedApp& app) {
-    return {
+    Json out = {
         {"id", app.id},
         {"workspace", app.workspace_id},
         {"display_name", app.display_name},
@@ -146,12 +146,16 @@ Json app_to_json(const PublishedApp& app) {
         {"file_types", app.file_types},
         {"url_patterns", app.url_patterns},
     };
+    // Only when set: policies without shortcuts stay readable by agents that predate them.
+    if (app.desktop_shortcut)
+        out["desktop_shortcut"] = true;
+    return out;
 }
 
 Result<PublishedApp> parse_app(const Json& value, std::string_view path) {
-    HL_TRY(expect_object(
-        value, path,
-        {"id", "workspace", "display_name", "command", "icon", "file_types", "url_patterns"}));
+    HL_TRY(expect_object(value, path,
+                         {"id", "workspace", "display_name", "command", "icon", "file_types",
+                          "url_patterns", "desktop_shortcut"}));
     auto text = [&](std::string_view key) -> Result<std::string> {
         return string_field(value, path, key);
     };
@@ -166,6 +170,9 @@ Result<PublishedApp> parse_app(const Json& value, std::string_view path) {
     app.icon = HL_TRY(text("icon"));
     app.file_types = HL_TRY(list("file_types", limits::list_entries));
     app.url_patterns = HL_TRY(list("url_patterns", limits::list_entries));
+    if (value.contains("desktop_shortcut"))
+        app.desktop_shortcut =
+            HL_TRY(read_bool(value["desktop_shortcut"], join(path, "desktop_shortcut")));
     return app;
 }
 

@@ -269,11 +269,11 @@ Status give_links_back(const ShellPaths& paths, PublishReport& report) {
     return {};
 }
 
-// Our app entries in the applications folder, by file name.
-std::vector<fs::path> our_entries(const ShellPaths& paths) {
+// Our app entries in a folder (applications, or the desktop).
+std::vector<fs::path> our_entries(const fs::path& folder) {
     std::vector<fs::path> out;
     std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(paths.applications, ec)) {
+    for (const auto& entry : fs::directory_iterator(folder, ec)) {
         std::string name = entry.path().filename().string();
         if (name.starts_with(entry_prefix) && name.ends_with(".desktop") && name != handler_id &&
             ownership(entry.path()) == Ownership::ours)
@@ -300,21 +300,47 @@ void prune_icons(const ShellPaths& paths, const std::map<std::string, std::set<s
     }
 }
 
+// XDG_DESKTOP_DIR from user-dirs.dirs ("$HOME/Desktop" form, as xdg-user-dirs writes it), or
+// HOME/Desktop.
+fs::path desktop_folder(const fs::path& user_dirs, const fs::path& home) {
+    auto text = read_text_file(user_dirs, 1 << 16);
+    std::string_view rest = text ? std::string_view(*text) : std::string_view();
+    while (!rest.empty()) {
+        auto nl = rest.find('\n');
+        std::string_view line = rest.substr(0, nl);
+        rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+        constexpr std::string_view key = "XDG_DESKTOP_DIR=\"";
+        if (!line.starts_with(key) || !line.ends_with('"'))
+            continue;
+        std::string_view value = line.substr(key.size(), line.size() - key.size() - 1);
+        if (value.starts_with("$HOME/") && value.find("..") == std::string_view::npos)
+            return home / std::string(value.substr(6));
+        if (value.starts_with('/') && value.find("..") == std::string_view::npos)
+            return std::string(value);
+    }
+    return home / "Desktop";
+}
+
 } // namespace
 
 fs::path ShellPaths::icon_file(std::string_view workspace_id, std::string_view app_id) const {
     return icons() / std::string(workspace_id) / (std::string(app_id) + ".png");
 }
 
-ShellPaths shell_paths(const fs::path& data_home, const fs::path& config_home) {
-    return ShellPaths{data_home / "applications", data_home / "desktop-directories",
-                      config_home / "menus" / "applications-merged", config_home / "mimeapps.list",
-                      data_home / "heirloom" / "shell"};
+ShellPaths shell_paths(const fs::path& data_home, const fs::path& config_home,
+                       const fs::path& desktop) {
+    return ShellPaths{data_home / "applications",
+                      data_home / "desktop-directories",
+                      config_home / "menus" / "applications-merged",
+                      config_home / "mimeapps.list",
+                      data_home / "heirloom" / "shell",
+                      desktop};
 }
 
 Result<ShellPaths> default_shell_paths() {
-    return shell_paths(env_home("XDG_DATA_HOME", ".local/share"),
-                       env_home("XDG_CONFIG_HOME", ".config"));
+    fs::path config = env_home("XDG_CONFIG_HOME", ".config");
+    return shell_paths(env_home("XDG_DATA_HOME", ".local/share"), config,
+                       desktop_folder(config / "user-dirs.dirs", env_home("HOME", "")));
 }
 
 Result<Programs> programs_in(const fs::path& dir) {
@@ -344,6 +370,7 @@ Result<PublishReport> publish(const ShellPaths& paths, const Programs& programs,
 
     std::map<std::string, std::string> wanted; // file name → content
     std::map<std::string, std::set<std::string>> icons_kept;
+    std::set<std::string> shortcuts; // file names also wanted on the desktop
     bool links = false;
     for (const auto& app : policy.apps) {
         auto ws = workspaces.find(app.workspace_id);
@@ -358,6 +385,8 @@ Result<PublishReport> publish(const ShellPaths& paths, const Programs& programs,
             continue;
         }
         wanted[file] = app_entry(paths, programs, app, *ws->second);
+        if (app.desktop_shortcut)
+            shortcuts.insert(file);
         icons_kept[app.workspace_id].insert(app.id);
         links = links || takes_urls(app);
     }
@@ -372,11 +401,24 @@ Result<PublishReport> publish(const ShellPaths& paths, const Programs& programs,
         if (first && s.error().code != Errc::conflict)
             first = std::move(s);
     };
-    for (const auto& existing : our_entries(paths))
+    for (const auto& existing : our_entries(paths.applications))
         if (!wanted.contains(existing.filename().string()))
             remove_if_ours(existing, report);
     for (const auto& [file, text] : wanted)
         note(write_ours(paths.applications / file, text, report));
+    // Shortcuts: the same entries, on the desktop, executable as desktops want launchers.
+    if (!paths.desktop.empty()) {
+        for (const auto& existing : our_entries(paths.desktop))
+            if (!shortcuts.contains(existing.filename().string()))
+                remove_if_ours(existing, report);
+        for (const auto& file : shortcuts) {
+            fs::path path = paths.desktop / file;
+            auto written = write_ours(path, wanted[file], report);
+            if (written && ownership(path) == Ownership::ours)
+                ::chmod(path.c_str(), 0755);
+            note(std::move(written));
+        }
+    }
     prune_icons(paths, icons_kept, report);
     if (wanted.empty()) {
         remove_if_ours(paths.menus / std::string(menu_file), report);

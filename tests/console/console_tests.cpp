@@ -24,6 +24,7 @@
 #include "support/xvfb.hpp"
 #include "workspaces_page.hpp"
 
+#include <QAction>
 #include <QApplication>
 #include <QCheckBox>
 #include <QComboBox>
@@ -43,6 +44,7 @@
 #include <QTest>
 #include <QTimer>
 #include <QTreeWidget>
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 
@@ -228,18 +230,26 @@ class ConsoleTests : public QObject {
         show_tab(page);
         QSignalSpy finished(page, &ImagesPage::push_finished);
         auto* bar = child<QProgressBar>(page, "push_progress");
-        int highest = 0;
-        QTimer watch;
-        QObject::connect(&watch, &QTimer::timeout,
-                         [&] { highest = std::max(highest, bar->value()); });
-        watch.start(20);
+        QStringList stages;
+        std::vector<int> values;
+        QObject scope; // the connection ends with this test function
+        QObject::connect(page, &ImagesPage::progress_shown, &scope,
+                         [&](const QString& stage, int value) {
+                             stages << stage;
+                             values.push_back(value);
+                         });
         page->push(QStringLiteral("payroll"), QString::fromStdString(vhd1_.string()));
         QVERIFY(page->pushing());
         QVERIFY(finished.wait(60000));
-        watch.stop();
+
         QCOMPARE(finished.at(0).at(0).toULongLong(), 1ull);
         QCOMPARE(bar->value(), bar->maximum());
-        QVERIFY2(highest > 0, "the progress bar moved");
+        // The bar showed packing, then uploading, and only ever moved forward.
+        QVERIFY2(stages.contains("pack") && stages.contains("upload"),
+                 qPrintable(stages.join(',')));
+        QVERIFY(stages.indexOf("pack") < stages.lastIndexOf("upload"));
+        QVERIFY(std::is_sorted(values.begin(), values.end()));
+        QVERIFY(values.back() > 500); // the upload half
         auto* tree = child<QTreeWidget>(page, "images");
         QTRY_VERIFY_WITH_TIMEOUT(tree->topLevelItemCount() == 1 &&
                                      tree->topLevelItem(0)->text(0).contains("latest v1"),
@@ -523,6 +533,20 @@ class ConsoleTests : public QObject {
 
         QCOMPARE(newest->text(5), QStringLiteral("pc-alice"));
         QCOMPARE(tree->topLevelItem(0)->child(1)->text(5), QStringLiteral("none"));
+
+        // Pin the image to version 1: endpoints stay on it.
+        tree->setCurrentItem(tree->topLevelItem(0)->child(1));
+        QCOMPARE(child<QLabel>(page, "settings_image")->text(), QStringLiteral("payroll"));
+        child<QSpinBox>(page, "pinned_version")->setValue(1);
+        QTest::mouseClick(child<QPushButton>(page, "save_settings"), Qt::LeftButton);
+        QTRY_VERIFY_WITH_TIMEOUT(tree->topLevelItemCount() == 1 &&
+                                     tree->topLevelItem(0)->text(0).contains("pinned to v1"),
+                                 wait_ms);
+        auto policy = fetch_policy(connection_);
+        QVERIFY(policy);
+        QCOMPARE(policy->set.images.size(), std::size_t{1});
+        QCOMPARE(policy->set.images[0].pinned_version, std::optional<std::uint64_t>(1));
+        QVERIFY(!policy->set.images[0].minimum_version);
         screenshot(window_.get(), "images");
     }
 
@@ -541,6 +565,18 @@ class ConsoleTests : public QObject {
         auto endpoints = fetch_endpoints(connection_);
         QVERIFY(endpoints);
         QVERIFY(endpoints->at(0).revoked);
+    }
+
+    void log_out_ends_the_session() {
+        QVERIFY(window_);
+        auto* log_out = window_->findChild<QAction*>("log_out");
+        QVERIFY(log_out);
+        log_out->trigger();
+        QVERIFY(window_->logged_out());
+        QTRY_VERIFY_WITH_TIMEOUT(!window_->isVisible(), wait_ms);
+        auto after = fetch_endpoints(connection_);
+        QVERIFY(!after);
+        QCOMPARE(int(after.error().code), int(Errc::crypto)); // 401: the token is dead
     }
 
     void cleanupTestCase() {

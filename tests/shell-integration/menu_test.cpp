@@ -241,3 +241,34 @@ TEST_CASE("shell: mimeapps.list edits keep the rest of the file", "[shell]") {
     CHECK(shell::with_default(set, "a/b", "") == "# mine\n[Default Applications]\n\n[Other]\n"
                                                  "a/b=z.desktop\n");
 }
+
+TEST_CASE("shell: desktop shortcuts when the policy asks for them, removed with the app",
+          "[shell]") {
+    test::ShellHome home;
+    home.paths.desktop = home.dir / "home" / "Desktop";
+    auto policy = payroll_policy();
+    policy.apps[0].desktop_shortcut = true;
+    // The user's own launcher with our prefix: never touched.
+    fs::path users = home.paths.desktop / "heirloom-office-mine.desktop";
+    std::string users_text = "[Desktop Entry]\nType=Application\nName=Mine\nExec=true\n";
+    test::write_file(users, as_bytes(users_text));
+    REQUIRE(shell::publish(home.paths, home.programs, policy));
+    fs::path shortcut = home.paths.desktop / "heirloom-payroll-ws-pay.desktop";
+    REQUIRE(fs::exists(shortcut));
+    CHECK(read(shortcut) == read(home.paths.applications / "heirloom-payroll-ws-pay.desktop"));
+    CHECK((fs::status(shortcut).permissions() & fs::perms::owner_exec) != fs::perms::none);
+    CHECK(test::desktop_file_problems(shortcut) == "");
+    CHECK_FALSE(fs::exists(home.paths.desktop / "heirloom-office-word.desktop"));
+
+    policy.apps[0].desktop_shortcut = false;
+    REQUIRE(shell::publish(home.paths, home.programs, policy));
+    CHECK_FALSE(fs::exists(shortcut));
+    CHECK(fs::exists(home.paths.applications / "heirloom-payroll-ws-pay.desktop"));
+
+    policy.apps[1].desktop_shortcut = true;
+    REQUIRE(shell::publish(home.paths, home.programs, policy));
+    CHECK(fs::exists(home.paths.desktop / "heirloom-office-word.desktop"));
+    REQUIRE(shell::unpublish(home.paths));
+    CHECK_FALSE(fs::exists(home.paths.desktop / "heirloom-office-word.desktop"));
+    CHECK(read(users) == users_text);
+}

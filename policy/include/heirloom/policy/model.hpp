@@ -53,6 +53,7 @@ struct PublishedApp {
     std::string icon;
     std::vector<std::string> file_types;   // MIME types the app opens
     std::vector<std::string> url_patterns; // URLs to open in the guest instead of the host
+    bool desktop_shortcut = false;         // also a launcher on the user's desktop
     bool operator==(const PublishedApp&) const = default;
 };
 

@@ -25,6 +25,7 @@ struct ShellPaths {
     fs::path menus;        // $XDG_CONFIG_HOME/menus/applications-merged: heirloom.menu
     fs::path mimeapps;     // $XDG_CONFIG_HOME/mimeapps.list: the default link handler
     fs::path state;        // $XDG_DATA_HOME/heirloom/shell: icon cache, URL routes (private)
+    fs::path desktop;      // XDG_DESKTOP_DIR: shortcuts the policy asks for ("": none)
 
     fs::path icons() const { return state / "icons"; }
     // The cached icon of an app: built from policy ids only, never from a name.
@@ -32,9 +33,11 @@ struct ShellPaths {
     fs::path routes_file() const { return state / "url-routes.json"; }
 };
 
-// The paths under the given XDG data and config homes.
-ShellPaths shell_paths(const fs::path& data_home, const fs::path& config_home);
-// The paths from $XDG_DATA_HOME and $XDG_CONFIG_HOME (or their defaults under $HOME).
+// The paths under the given XDG data and config homes (and desktop folder, "" for none).
+ShellPaths shell_paths(const fs::path& data_home, const fs::path& config_home,
+                       const fs::path& desktop = {});
+// The paths from $XDG_DATA_HOME and $XDG_CONFIG_HOME (or their defaults under $HOME), and the
+// desktop folder from user-dirs.dirs (XDG_DESKTOP_DIR, else ~/Desktop).
 Result<ShellPaths> default_shell_paths();
 
 // The programs an entry runs: never anything a guest or a policy named.
