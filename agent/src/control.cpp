@@ -158,10 +158,15 @@ Result<Json> call_agent(const fs::path& path, const Json& request, int timeout_s
                                        "): start it with `systemctl --user start "
                                        "heirloom-agent` or `heirloom-agent &`");
     auto deadline = Clock::now() + std::chrono::seconds(timeout_seconds);
-    if (!write_all_to(fd, request.dump() + "\n", deadline))
+    bool sent = write_all_to(fd, request.dump() + "\n", deadline);
+    // An agent that refuses the caller (another user) answers and closes at once, possibly
+    // before the request is written: its answer is still there to read.
+    auto line = read_line(fd, deadline);
+    if (!line && !sent)
         return fail(Errc::network, "could not send the request to the agent");
-    std::string line = HL_TRY(read_line(fd, deadline));
-    Json answer = HL_TRY_CTX(parse_json(line, max_control_message), "the agent's answer");
+    if (!line)
+        return std::unexpected(line.error());
+    Json answer = HL_TRY_CTX(parse_json(*line, max_control_message), "the agent's answer");
     if (!answer.is_object())
         return fail(Errc::corrupt, "the agent's answer is not a JSON object");
     if (!answer.value("ok", false))
