@@ -42,6 +42,7 @@
 #include <QTabWidget>
 #include <QTableWidget>
 #include <QTest>
+#include <QThreadPool>
 #include <QTimer>
 #include <QTreeWidget>
 #include <algorithm>
@@ -82,16 +83,20 @@ bool any_row_contains(const QTableWidget* table, const QStringList& parts) {
     return false;
 }
 
-// Clicks Yes in the next confirmation box that opens (a modal QMessageBox).
-void confirm_next_dialog() {
-    QTimer::singleShot(100, [] {
+// Clicks `answer` in the next confirmation box that opens (a modal QMessageBox).
+void answer_next_dialog(QMessageBox::StandardButton answer) {
+    QTimer::singleShot(100, [answer] {
         for (QWidget* w : QApplication::topLevelWidgets())
             if (auto* box = qobject_cast<QMessageBox*>(w); box && box->isVisible()) {
-                box->button(QMessageBox::Yes)->click();
+                box->button(answer)->click();
                 return;
             }
-        confirm_next_dialog(); // not open yet
+        answer_next_dialog(answer); // not open yet
     });
+}
+
+void confirm_next_dialog() {
+    answer_next_dialog(QMessageBox::Yes);
 }
 
 // Counts progress reports and, once the upload has sent `after` objects, cancels the push.
@@ -186,6 +191,15 @@ class ConsoleTests : public QObject {
         dialog.show();
         QString ca = QString::fromStdString(server_->ca_file().string());
         QString url = QString::fromStdString(server_->url());
+
+        // Tab walks the form in reading order: server, CA file, its Browse button, user, password.
+        QApplication::setActiveWindow(&dialog);
+        dialog.set_server(QString(), QString(), QString());
+        QTRY_VERIFY(child<QLineEdit>(&dialog, "server")->hasFocus());
+        for (const char* next : {"ca_file", "browse_ca", "user", "password"}) {
+            QTest::keyClick(QApplication::focusWidget(), Qt::Key_Tab);
+            QVERIFY2(QApplication::focusWidget() == child<QWidget>(&dialog, next), next);
+        }
 
         QString wrong = try_login(dialog, url, ca, "carol", "not-her-password");
         QCOMPARE(wrong, QStringLiteral("Wrong user name or password."));
@@ -559,6 +573,15 @@ class ConsoleTests : public QObject {
         table->selectRow(0);
         auto* revoke = child<QPushButton>(page, "revoke_endpoint");
         QVERIFY(revoke->isEnabled());
+        // Cancel keeps the endpoint.
+        answer_next_dialog(QMessageBox::Cancel);
+        QTest::mouseClick(revoke, Qt::LeftButton);
+        // Had the click gone ahead, the revoke would be on the pool by now: let it finish.
+        QVERIFY(QThreadPool::globalInstance()->waitForDone(wait_ms));
+        auto kept = fetch_endpoints(connection_);
+        QVERIFY(kept);
+        QVERIFY(!kept->at(0).revoked);
+        table->selectRow(0);
         confirm_next_dialog();
         QTest::mouseClick(revoke, Qt::LeftButton);
         QTRY_VERIFY_WITH_TIMEOUT(any_row_contains(table, {"pc-alice", "revoked"}), wait_ms);
