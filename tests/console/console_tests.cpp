@@ -235,6 +235,12 @@ class ConsoleTests : public QObject {
         window_->show();
         QVERIFY(QTest::qWaitForWindowExposed(window_.get()));
         QVERIFY(window_->width() <= 1024 && window_->minimumHeight() <= 768);
+        // Alt+digit switches screens.
+        QApplication::setActiveWindow(window_.get());
+        QTest::keyClick(window_.get(), Qt::Key_4, Qt::AltModifier);
+        QCOMPARE(window_->tabs()->currentWidget(), static_cast<QWidget*>(window_->effective()));
+        QTest::keyClick(window_.get(), Qt::Key_1, Qt::AltModifier);
+        QCOMPARE(window_->tabs()->currentWidget(), static_cast<QWidget*>(window_->images()));
         (void)status;
     }
 
