@@ -370,6 +370,7 @@ class ConsoleTests : public QObject {
         QTest::keyClicks(child<QLineEdit>(page, "app_id"), "pay");
         QTest::keyClicks(child<QLineEdit>(page, "app_name"), "Payroll");
         child<QPlainTextEdit>(page, "app_command")->setPlainText("C:\\PAYROLL\\PAY.EXE\n/s");
+        child<QCheckBox>(page, "app_desktop")->setChecked(true);
         QTest::mouseClick(child<QPushButton>(page, "save_app"), Qt::LeftButton);
         auto* apps = child<QTableWidget>(page, "apps");
         QTRY_VERIFY2_WITH_TIMEOUT(apps->rowCount() == 1,
@@ -381,6 +382,7 @@ class ConsoleTests : public QObject {
                  (std::vector<std::string>{"C:\\PAYROLL\\PAY.EXE", "/s"}));
         QCOMPARE(policy->set.apps[0].workspace_id, std::string("payroll-ws"));
         QCOMPARE(policy->set.apps[0].icon, std::string("pay"));
+        QVERIFY(policy->set.apps[0].desktop_shortcut);
 
         screenshot(window_.get(), "workspaces");
 
