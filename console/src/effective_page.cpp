@@ -94,7 +94,7 @@ void EffectivePage::show_user(const QString& user) {
                 controls_->insertRow(row);
                 QString value = qs(c.value);
                 if (c.control == "expires_at" && c.value != "never")
-                    value = format_time(std::stoll(c.value));
+                    value = format_time(value.toLongLong());
                 QStringList cells = {qs(c.workspace), control_label(c.control), value,
                                      qs(c.decided_by)};
                 for (int col = 0; col < cells.size(); ++col)

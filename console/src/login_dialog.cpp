@@ -23,6 +23,7 @@ LoginDialog::LoginDialog(QWidget* parent) : QDialog(parent) {
     ca_file_->setObjectName(QStringLiteral("ca_file"));
     ca_file_->setPlaceholderText(tr("the system's trusted certificates"));
     auto* browse = new QPushButton(tr("&Browse…"), this);
+    browse->setObjectName(QStringLiteral("browse_ca"));
     connect(browse, &QPushButton::clicked, this, &LoginDialog::choose_ca_file);
     auto* ca_row = new QHBoxLayout;
     ca_row->addWidget(ca_file_, 1);

@@ -9,10 +9,8 @@
 #include "workspaces_page.hpp"
 
 #include <QAction>
-#include <QApplication>
 #include <QCloseEvent>
 #include <QMenuBar>
-#include <QShortcut>
 #include <QStatusBar>
 #include <QTabWidget>
 

@@ -2,6 +2,7 @@
 
 #include "ui_support.hpp"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QFormLayout>
 #include <QGroupBox>
@@ -125,6 +126,8 @@ WorkspacesPage::WorkspacesPage(Connection connection, QWidget* parent)
     app_types_->setPlaceholderText(tr("MIME types it opens: application/x-pay, …"));
     app_urls_ = new QLineEdit(this);
     app_urls_->setPlaceholderText(tr("URLs opened in the guest: https://pay.example/*, …"));
+    app_desktop_ = new QCheckBox(tr("also a launcher on the user's desktop"), this);
+    app_desktop_->setObjectName(QStringLiteral("app_desktop"));
     auto* app_form = new QFormLayout;
     app_form->addRow(tr("I&d:"), app_id_);
     app_form->addRow(tr("Na&me:"), app_name_);
@@ -132,6 +135,7 @@ WorkspacesPage::WorkspacesPage(Connection connection, QWidget* parent)
     app_form->addRow(tr("Ic&on:"), app_icon_);
     app_form->addRow(tr("File t&ypes:"), app_types_);
     app_form->addRow(tr("&URLs:"), app_urls_);
+    app_form->addRow(QString(), app_desktop_);
     app_new_ = button(tr("N&ew app"), "new_app", this);
     app_delete_ = button(tr("De&lete app…"), "delete_app", this);
     app_revert_ = button(tr("Re&vert"), "revert_app", this);
@@ -191,6 +195,7 @@ WorkspacesPage::WorkspacesPage(Connection connection, QWidget* parent)
                        app_types_, app_urls_})
         connect(edit, &QLineEdit::textChanged, this, &WorkspacesPage::update_buttons);
     connect(app_command_, &QPlainTextEdit::textChanged, this, &WorkspacesPage::update_buttons);
+    connect(app_desktop_, &QCheckBox::toggled, this, &WorkspacesPage::update_buttons);
     for (auto* combo : {ws_image_, ws_persistence_, ws_network_})
         connect(combo, &QComboBox::currentIndexChanged, this, &WorkspacesPage::update_buttons);
     connect(ws_memory_, &QSpinBox::valueChanged, this, &WorkspacesPage::update_buttons);
@@ -311,6 +316,7 @@ void WorkspacesPage::load_app_form(const policy::PublishedApp& app, bool existin
     app_icon_->setText(app.icon == app.id ? QString() : qs(app.icon));
     app_types_->setText(join_list(app.file_types, QStringLiteral(", ")));
     app_urls_->setText(join_list(app.url_patterns, QStringLiteral(", ")));
+    app_desktop_->setChecked(app.desktop_shortcut);
     update_buttons();
 }
 
@@ -343,6 +349,7 @@ policy::PublishedApp WorkspacesPage::app_from_form() const {
     app.icon = app_icon_->text().trimmed().isEmpty() ? app.id : ss(app_icon_->text().trimmed());
     app.file_types = split_list(app_types_->text());
     app.url_patterns = split_list(app_urls_->text());
+    app.desktop_shortcut = app_desktop_->isChecked();
     return app;
 }
 
@@ -362,8 +369,9 @@ void WorkspacesPage::update_buttons() {
     ws_hosts_->setEnabled(ws_network_->currentIndex() ==
                           static_cast<int>(policy::NetworkMode::allow_list));
     bool apps_possible = existing;
-    for (auto* w : std::initializer_list<QWidget*>{apps_, app_id_, app_name_, app_command_,
-                                                   app_icon_, app_types_, app_urls_, app_new_})
+    for (auto* w :
+         std::initializer_list<QWidget*>{apps_, app_id_, app_name_, app_command_, app_icon_,
+                                         app_types_, app_urls_, app_desktop_, app_new_})
         w->setEnabled(apps_possible && (w != app_id_ || loaded_app_.id.empty()));
     app_revert_->setEnabled(apps_possible && app_dirty());
     app_save_->setEnabled(apps_possible && (app_dirty() || loaded_app_.id.empty()));

@@ -8,6 +8,7 @@
 
 #include <QWidget>
 
+class QCheckBox;
 class QComboBox;
 class QLabel;
 class QLineEdit;
@@ -80,6 +81,7 @@ class WorkspacesPage : public QWidget {
     QLineEdit* app_icon_;
     QLineEdit* app_types_;
     QLineEdit* app_urls_;
+    QCheckBox* app_desktop_;
     QPushButton* app_new_;
     QPushButton* app_save_;
     QPushButton* app_revert_;

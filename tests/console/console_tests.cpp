@@ -42,6 +42,7 @@
 #include <QTabWidget>
 #include <QTableWidget>
 #include <QTest>
+#include <QThreadPool>
 #include <QTimer>
 #include <QTreeWidget>
 #include <algorithm>
@@ -82,16 +83,20 @@ bool any_row_contains(const QTableWidget* table, const QStringList& parts) {
     return false;
 }
 
-// Clicks Yes in the next confirmation box that opens (a modal QMessageBox).
-void confirm_next_dialog() {
-    QTimer::singleShot(100, [] {
+// Clicks `answer` in the next confirmation box that opens (a modal QMessageBox).
+void answer_next_dialog(QMessageBox::StandardButton answer) {
+    QTimer::singleShot(100, [answer] {
         for (QWidget* w : QApplication::topLevelWidgets())
             if (auto* box = qobject_cast<QMessageBox*>(w); box && box->isVisible()) {
-                box->button(QMessageBox::Yes)->click();
+                box->button(answer)->click();
                 return;
             }
-        confirm_next_dialog(); // not open yet
+        answer_next_dialog(answer); // not open yet
     });
+}
+
+void confirm_next_dialog() {
+    answer_next_dialog(QMessageBox::Yes);
 }
 
 // Counts progress reports and, once the upload has sent `after` objects, cancels the push.
@@ -187,6 +192,15 @@ class ConsoleTests : public QObject {
         QString ca = QString::fromStdString(server_->ca_file().string());
         QString url = QString::fromStdString(server_->url());
 
+        // Tab walks the form in reading order: server, CA file, its Browse button, user, password.
+        QApplication::setActiveWindow(&dialog);
+        dialog.set_server(QString(), QString(), QString());
+        QTRY_VERIFY(child<QLineEdit>(&dialog, "server")->hasFocus());
+        for (const char* next : {"ca_file", "browse_ca", "user", "password"}) {
+            QTest::keyClick(QApplication::focusWidget(), Qt::Key_Tab);
+            QVERIFY2(QApplication::focusWidget() == child<QWidget>(&dialog, next), next);
+        }
+
         QString wrong = try_login(dialog, url, ca, "carol", "not-her-password");
         QCOMPARE(wrong, QStringLiteral("Wrong user name or password."));
         QCOMPARE(child<QLineEdit>(&dialog, "password")->echoMode(), QLineEdit::Password);
@@ -221,6 +235,12 @@ class ConsoleTests : public QObject {
         window_->show();
         QVERIFY(QTest::qWaitForWindowExposed(window_.get()));
         QVERIFY(window_->width() <= 1024 && window_->minimumHeight() <= 768);
+        // Alt+digit switches screens.
+        QApplication::setActiveWindow(window_.get());
+        QTest::keyClick(window_.get(), Qt::Key_4, Qt::AltModifier);
+        QCOMPARE(window_->tabs()->currentWidget(), static_cast<QWidget*>(window_->effective()));
+        QTest::keyClick(window_.get(), Qt::Key_1, Qt::AltModifier);
+        QCOMPARE(window_->tabs()->currentWidget(), static_cast<QWidget*>(window_->images()));
         (void)status;
     }
 
@@ -350,6 +370,7 @@ class ConsoleTests : public QObject {
         QTest::keyClicks(child<QLineEdit>(page, "app_id"), "pay");
         QTest::keyClicks(child<QLineEdit>(page, "app_name"), "Payroll");
         child<QPlainTextEdit>(page, "app_command")->setPlainText("C:\\PAYROLL\\PAY.EXE\n/s");
+        child<QCheckBox>(page, "app_desktop")->setChecked(true);
         QTest::mouseClick(child<QPushButton>(page, "save_app"), Qt::LeftButton);
         auto* apps = child<QTableWidget>(page, "apps");
         QTRY_VERIFY2_WITH_TIMEOUT(apps->rowCount() == 1,
@@ -361,6 +382,7 @@ class ConsoleTests : public QObject {
                  (std::vector<std::string>{"C:\\PAYROLL\\PAY.EXE", "/s"}));
         QCOMPARE(policy->set.apps[0].workspace_id, std::string("payroll-ws"));
         QCOMPARE(policy->set.apps[0].icon, std::string("pay"));
+        QVERIFY(policy->set.apps[0].desktop_shortcut);
 
         screenshot(window_.get(), "workspaces");
 
@@ -559,6 +581,15 @@ class ConsoleTests : public QObject {
         table->selectRow(0);
         auto* revoke = child<QPushButton>(page, "revoke_endpoint");
         QVERIFY(revoke->isEnabled());
+        // Cancel keeps the endpoint.
+        answer_next_dialog(QMessageBox::Cancel);
+        QTest::mouseClick(revoke, Qt::LeftButton);
+        // Had the click gone ahead, the revoke would be on the pool by now: let it finish.
+        QVERIFY(QThreadPool::globalInstance()->waitForDone(wait_ms));
+        auto kept = fetch_endpoints(connection_);
+        QVERIFY(kept);
+        QVERIFY(!kept->at(0).revoked);
+        table->selectRow(0);
         confirm_next_dialog();
         QTest::mouseClick(revoke, Qt::LeftButton);
         QTRY_VERIFY_WITH_TIMEOUT(any_row_contains(table, {"pc-alice", "revoked"}), wait_ms);

@@ -2,17 +2,21 @@
 // server, the guest VHD pushed with heirloom-admin, the real agent syncing it, `heirloom
 // launch` booting the VM in real QEMU, and the app's window found on a real X server (Xvfb)
 // through Xpra, with a screenshot saved. Then the clipboard: host→guest is allowed and
-// arrives; guest→host is forbidden and nothing arrives.
+// arrives; guest→host is forbidden and nothing arrives. Then a host file opened with an app
+// (`heirloom launch APP --file PATH`): it arrives whole in the guest and the app gets its path.
 //
 // The guest image comes from installer/guest/build-guest-image.sh (tests/run-all.sh builds
 // it into build/guest/; HEIRLOOM_GUEST_IMAGE points elsewhere).
 
+#include "heirloom/common/crypto.hpp"
 #include "support/agent_home.hpp"
 #include "support/server_deployment.hpp"
 #include "support/xvfb.hpp"
 
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <fmt/format.h>
+#include <regex>
 #include <thread>
 
 using namespace heirloom;
@@ -41,6 +45,23 @@ Json app(const std::string& display_name, std::vector<std::string> command) {
 std::string read_text(const fs::path& p) {
     auto t = read_text_file(p, 16 << 20);
     return t ? *t : std::string();
+}
+
+// What the show-file app printed on the guest's console about the file at a path matching
+// name_pattern (a regex), once it has: the path's groups as the regex captured them.
+std::smatch wait_for_shown_file(const fs::path& console, const std::string& name_pattern,
+                                std::string& text) {
+    std::regex line("guest file (/tmp/heirloom-files-[A-Za-z0-9]{6}/" + name_pattern +
+                    "): (\\d+) bytes, sha256 ([0-9a-f]{64}), first line ([^\r\n]*?), mode "
+                    "(\\d+), owner (\\S+), user (\\S+)");
+    std::smatch m;
+    for (int i = 0; i < 60; ++i) {
+        text = read_text(console);
+        if (std::regex_search(text, m, line))
+            return m;
+        std::this_thread::sleep_for(500ms);
+    }
+    return m;
 }
 
 } // namespace
@@ -83,8 +104,17 @@ TEST_CASE("vm: a published app from the guest image opens as a window on the hos
     put(*admin, "/v1/admin/apps/copy-secret",
         app("Copy", {"/bin/sh", "-c",
                      "printf secret-from-the-guest | xclip -selection clipboard -i -loops 1"}));
+    // An app that tells (on the guest's console) what it got as its file: the path, the size,
+    // the SHA-256 and first line of the content, the mode, and who owns it and who runs it.
+    put(*admin, "/v1/admin/apps/show-file",
+        app("Show file", {"/bin/sh", "-c",
+                          "printf 'guest file %s: %s bytes, sha256 %s, first line %s, mode %s, "
+                          "owner %s, user %s\\n' \"$0\" \"$(wc -c < \"$0\")\" "
+                          "\"$(sha256sum < \"$0\" | cut -d' ' -f1)\" \"$(head -n1 \"$0\")\" "
+                          "\"$(stat -c %a \"$0\")\" \"$(stat -c %U \"$0\")\" \"$(id -un)\""}));
     put(*admin, "/v1/admin/assignments/finance-legacy",
-        test::assignment("legacy-ws", "group", "finance", "host-to-guest", "off", "off", "off"));
+        test::assignment("legacy-ws", "group", "finance", "host-to-guest", "host-to-guest", "off",
+                         "off"));
 
     // Alice's agent, on the Xvfb display, syncs the image.
     test::AgentHome agent;
@@ -181,6 +211,36 @@ TEST_CASE("vm: a published app from the guest image opens as a window on the hos
         std::this_thread::sleep_for(1s);
         CHECK(x.clipboard().find("secret-from-the-guest") == std::string::npos);
     }
+
+    // A host file opened with an app, file transfer host→guest allowed: it arrives in a
+    // folder of the guest agent's session, whole (two parts of the protocol: more than
+    // 512 KiB), the user's, and the app gets its guest path as its argument.
+    fs::path host_file = dir / "Q3 report.csv";
+    std::string content = "quarter,total from the host\n";
+    for (int i = 0; content.size() < 600 * 1024; ++i)
+        content += fmt::format("row {},{}.{:02}\n", i, i * 37 % 1000, i % 100);
+    test::write_file(host_file, as_bytes(content));
+    std::string host_sha = to_hex(crypto::sha256(as_bytes(content)));
+    auto opened = agent.heirloom({"launch", "show-file", "--file", host_file.string(), "--json"});
+    std::string console;
+    INFO(opened.out << opened.err << agent.log_text());
+    REQUIRE(opened.exit_code == 0);
+    auto shown = wait_for_shown_file(run_dir / "console.log", "Q3 report\\.csv", console);
+    INFO("--- guest console\n" << console);
+    REQUIRE_FALSE(shown.empty());
+    CHECK(shown[2] == std::to_string(content.size()));
+    CHECK(shown[3] == host_sha);
+    CHECK(shown[4] == "quarter,total from the host");
+    CHECK(shown[5] == "600");
+    CHECK(shown[6] == shown[7]); // the app's user owns it
+    CHECK(shown[6] != "root");
+    std::string guest_dir = fs::path(shown[1].str()).parent_path().string();
+    // The same file again: a second copy beside the first, which is not replaced.
+    REQUIRE(agent.heirloom({"launch", "show-file", "--file", host_file.string()}).exit_code == 0);
+    auto again = wait_for_shown_file(run_dir / "console.log", "2-Q3 report\\.csv", console);
+    REQUIRE_FALSE(again.empty());
+    CHECK(fs::path(again[1].str()).parent_path() == guest_dir);
+    CHECK(again[3] == host_sha);
 
     // A VM that dies is noticed, restarted, and the user told (status and an event).
     vm = test::AgentHome::workspace(agent.status(), "legacy-ws")["vm"];
