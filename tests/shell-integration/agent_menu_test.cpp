@@ -26,7 +26,7 @@ Json ledger(const std::string& name) {
 
 } // namespace
 
-TEST_CASE("shell: the agent publishes, renames and revokes menu entries; files are refused",
+TEST_CASE("shell: the agent publishes, renames and revokes menu entries, and refuses files",
           "[shell][integration]") {
     test::Slapd slapd;
     HL_SKIP_UNLESS_RUNNING(slapd);
