@@ -155,10 +155,13 @@ rm -rf agent && mkdir -p agent/home/.config/heirloom agent/run && chmod 700 agen
 # Her endpoint already holds the application's files: Trim Transfer reuses them.
 printf '{"sync_workers": 4, "seeds": {"legacy": ["%s/tree"]}}\n' "$work" > agent/home/.config/heirloom/agent.json
 as_alice() { env -i HOME="$work/agent/home" XDG_RUNTIME_DIR="$work/agent/run" PATH=/usr/bin:/bin LANG=C.UTF-8 DISPLAY="$demo_display" "$@"; }
-as_alice "$bin/heirloom-agent" 2>agent/agent.log &
+# Started without the function, so that $! is the agent itself (env execs it) and the trap
+# below stops it, and with it the VM.
+env -i HOME="$work/agent/home" XDG_RUNTIME_DIR="$work/agent/run" PATH=/usr/bin:/bin LANG=C.UTF-8 \
+  DISPLAY="$demo_display" "$bin/heirloom-agent" 2>agent/agent.log &
 agent_pid=$!
 # The agent stops its VMs when it stops: give it the time to.
-trap 'kill $agent_pid 2>/dev/null && sleep 3; kill $server 2>/dev/null || true; kill $hserver 2>/dev/null || true; [ -z "$xvfb_pid" ] || kill $xvfb_pid 2>/dev/null; bash "$root/installer/demo-directory.sh" stop "$work/directory"' EXIT
+trap 'kill $agent_pid 2>/dev/null && timeout 20 tail --pid=$agent_pid -f /dev/null; kill $server 2>/dev/null || true; kill $hserver 2>/dev/null || true; [ -z "$xvfb_pid" ] || kill $xvfb_pid 2>/dev/null; bash "$root/installer/demo-directory.sh" stop "$work/directory"' EXIT
 for _ in $(seq 100); do as_alice "$bin/heirloom" status >/dev/null 2>&1 && break; sleep 0.1; done
 as_alice env HEIRLOOM_PASSWORD=alice-pw "$bin/heirloom" login --server "$hurl" --user alice --ca-file "$ca"
 as_alice "$bin/heirloom" sync --now --wait
