@@ -2,15 +2,13 @@
 
 #include "heirloom/agent/control.hpp"
 #include "heirloom/agent/paths.hpp"
+#include "heirloom/agent/vm.hpp"
 #include "heirloom/client/password.hpp"
 #include "heirloom/common/bytes.hpp"
 
 #include <CLI/CLI.hpp>
 #include <ctime>
-#include <fcntl.h>
 #include <fmt/core.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 extern char** environ;
@@ -89,21 +87,15 @@ void print_status(const Json& s) {
     }
 }
 
-// A desktop notification (notify-send, when installed); nothing happens without one.
+// A desktop notification (notify-send, when installed); nothing happens without one. It gets
+// the whole environment: the session bus address is what lets it reach the desktop.
 void notify(const std::string& title, const std::string& body) {
-    std::vector<std::string> argv = {"notify-send", "--app-name=Heirloom", "--", title, body};
-    std::vector<char*> args;
-    for (auto& a : argv)
-        args.push_back(a.data());
-    args.push_back(nullptr);
-    posix_spawn_file_actions_t quiet;
-    posix_spawn_file_actions_init(&quiet);
-    posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&quiet, 2, "/dev/null", O_WRONLY, 0);
-    pid_t pid = -1;
-    if (posix_spawnp(&pid, args[0], &quiet, nullptr, args.data(), environ) == 0)
-        ::waitpid(pid, nullptr, 0);
-    posix_spawn_file_actions_destroy(&quiet);
+    agent::SpawnOptions o;
+    o.argv = {"notify-send", "--app-name=Heirloom", "--", title, body};
+    for (char** e = environ; *e; ++e)
+        o.env.emplace_back(*e);
+    if (auto pid = agent::spawn_process(o))
+        agent::wait_process(*pid, std::chrono::seconds(5));
 }
 
 } // namespace
