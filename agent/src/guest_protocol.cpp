@@ -344,6 +344,15 @@ Result<AppList> decode_app_list(const Fields& fields) {
     return list;
 }
 
+// A request that failed in the guest (a launch, a file): its request number and why.
+template <typename Failure> Result<Failure> decode_failure(Fields& fields) {
+    HL_TRY(fields.expect({"type", "req", "message"}));
+    Failure failed;
+    failed.req = HL_TRY(fields.counter("req"));
+    failed.message = HL_TRY(fields.text("message", message_rule));
+    return failed;
+}
+
 Result<GuestMessage> decode_guest_fields(std::string_view type, const json& object) {
     Fields fields(object, std::string(type));
     if (type == "hello") {
@@ -363,13 +372,8 @@ Result<GuestMessage> decode_guest_fields(std::string_view type, const json& obje
         launched.pid = HL_TRY(fields.integer("pid", 1, max_pid));
         return launched;
     }
-    if (type == "launch_failed") {
-        HL_TRY(fields.expect({"type", "req", "message"}));
-        LaunchFailed failed;
-        failed.req = HL_TRY(fields.counter("req"));
-        failed.message = HL_TRY(fields.text("message", message_rule));
-        return failed;
-    }
+    if (type == "launch_failed")
+        return HL_TRY(decode_failure<LaunchFailed>(fields));
     if (type == "exited") {
         HL_TRY(fields.expect({"type", "pid", "code"}));
         Exited exited;
@@ -400,13 +404,8 @@ Result<GuestMessage> decode_guest_fields(std::string_view type, const json& obje
             return fail(Errc::corrupt, "file_stored: \"path\" must be absolute");
         return stored;
     }
-    if (type == "file_failed") {
-        HL_TRY(fields.expect({"type", "req", "message"}));
-        FileFailed failed;
-        failed.req = HL_TRY(fields.counter("req"));
-        failed.message = HL_TRY(fields.text("message", message_rule));
-        return failed;
-    }
+    if (type == "file_failed")
+        return HL_TRY(decode_failure<FileFailed>(fields));
     return fail(Errc::corrupt, "unknown message type " + quote_text(type) + " from the guest");
 }
 
