@@ -43,6 +43,12 @@ Status put_item(const Connection& c, const std::string& path, const Json& body) 
     return {};
 }
 
+Status delete_at(const Connection& c, const std::string& path) {
+    auto api = HL_TRY(open(c));
+    HL_TRY(api->del(path));
+    return {};
+}
+
 std::string query(const EventFilter& f) {
     std::string q = "limit=" + std::to_string(f.limit);
     if (f.since > 0)
@@ -147,9 +153,7 @@ Status delete_item(const Connection& c, Collection collection, const std::string
     const char* name = collection == Collection::workspaces ? "workspaces"
                        : collection == Collection::apps     ? "apps"
                                                             : "assignments";
-    auto api = HL_TRY(open(c));
-    HL_TRY(api->del(fmt::format("/v1/admin/{}/{}", name, client::url_encode(id))));
-    return {};
+    return delete_at(c, fmt::format("/v1/admin/{}/{}", name, client::url_encode(id)));
 }
 
 Result<std::vector<Image>> fetch_images(const Connection& c) {
@@ -199,9 +203,7 @@ Result<std::vector<Endpoint>> fetch_endpoints(const Connection& c) {
 }
 
 Status revoke_endpoint(const Connection& c, const std::string& id) {
-    auto api = HL_TRY(open(c));
-    HL_TRY(api->del("/v1/admin/endpoints/" + client::url_encode(id)));
-    return {};
+    return delete_at(c, "/v1/admin/endpoints/" + client::url_encode(id));
 }
 
 Result<std::vector<DirectoryEntry>> search_directory(const Connection& c, PrincipalSearch kind,
