@@ -9,7 +9,6 @@
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
-#include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
 #include <QListWidget>
@@ -74,11 +73,7 @@ AssignmentsPage::AssignmentsPage(Connection connection, QWidget* parent)
     assignments_->setObjectName(QStringLiteral("assignments"));
     assignments_->setHorizontalHeaderLabels(
         {tr("Id"), tr("Workspace"), tr("Given to"), tr("Clipboard"), tr("Expires"), tr("Offline")});
-    assignments_->horizontalHeader()->setStretchLastSection(true);
-    assignments_->setSelectionBehavior(QAbstractItemView::SelectRows);
-    assignments_->setSelectionMode(QAbstractItemView::SingleSelection);
-    assignments_->setEditTriggers(QAbstractItemView::NoEditTriggers);
-    assignments_->verticalHeader()->hide();
+    set_up_pick_table(assignments_);
     auto* new_button = new QPushButton(tr("&New assignment"), this);
     new_button->setObjectName(QStringLiteral("new_assignment"));
     delete_ = new QPushButton(tr("&Delete assignment…"), this);

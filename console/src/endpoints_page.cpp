@@ -3,7 +3,6 @@
 #include "ui_support.hpp"
 
 #include <QHBoxLayout>
-#include <QHeaderView>
 #include <QLabel>
 #include <QPushButton>
 #include <QTableWidget>
@@ -18,12 +17,8 @@ EndpointsPage::EndpointsPage(Connection connection, QWidget* parent)
     table_->setHorizontalHeaderLabels({tr("Host"), tr("User"), tr("Last contact"),
                                        tr("Image versions"), tr("State"), tr("Last error"),
                                        tr("Enrolled")});
-    table_->horizontalHeader()->setStretchLastSection(true);
-    table_->setSelectionBehavior(QAbstractItemView::SelectRows);
-    table_->setSelectionMode(QAbstractItemView::SingleSelection);
-    table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    set_up_pick_table(table_);
     table_->setSortingEnabled(false);
-    table_->verticalHeader()->hide();
     table_->setWordWrap(false);
     auto* refresh_button = new QPushButton(tr("&Refresh"), this);
     refresh_button->setObjectName(QStringLiteral("refresh_endpoints"));

@@ -2,8 +2,10 @@
 
 #include <QDateTime>
 #include <QFormLayout>
+#include <QHeaderView>
 #include <QLocale>
 #include <QMessageBox>
+#include <QTableWidget>
 
 namespace heirloom::console {
 
@@ -26,6 +28,14 @@ void show_error(QLabel* status, const Error& error) {
 void show_news(QLabel* status, const QString& text) {
     status->setStyleSheet(QString());
     status->setText(text);
+}
+
+void set_up_pick_table(QTableWidget* table) {
+    table->horizontalHeader()->setStretchLastSection(true);
+    table->setSelectionBehavior(QAbstractItemView::SelectRows);
+    table->setSelectionMode(QAbstractItemView::SingleSelection);
+    table->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    table->verticalHeader()->hide();
 }
 
 QString counted(long long n, const QString& one, const QString& many) {

@@ -17,6 +17,7 @@
 
 class QFormLayout;
 class QLayout;
+class QTableWidget;
 class QWidget;
 
 namespace heirloom::console {
@@ -50,6 +51,10 @@ QString format_size(std::uint64_t bytes);
 // Shows a result on a status line: red for an error, plain for news.
 void show_error(QLabel* status, const Error& error);
 void show_news(QLabel* status, const QString& text);
+
+// A read-only table whose rows are picked one at a time: whole-row single selection, no
+// editing, no row numbers, the last column stretched.
+void set_up_pick_table(QTableWidget* table);
 
 // "1 endpoint", "3 endpoints".
 QString counted(long long n, const QString& one, const QString& many);

@@ -7,7 +7,6 @@
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
-#include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
 #include <QListWidget>
@@ -106,11 +105,7 @@ WorkspacesPage::WorkspacesPage(Connection connection, QWidget* parent)
     apps_ = new QTableWidget(0, 3, this);
     apps_->setObjectName(QStringLiteral("apps"));
     apps_->setHorizontalHeaderLabels({tr("Application"), tr("Id"), tr("Command in the guest")});
-    apps_->horizontalHeader()->setStretchLastSection(true);
-    apps_->setSelectionBehavior(QAbstractItemView::SelectRows);
-    apps_->setSelectionMode(QAbstractItemView::SingleSelection);
-    apps_->setEditTriggers(QAbstractItemView::NoEditTriggers);
-    apps_->verticalHeader()->hide();
+    set_up_pick_table(apps_);
     app_id_ = new QLineEdit(this);
     app_id_->setObjectName(QStringLiteral("app_id"));
     app_name_ = new QLineEdit(this);
