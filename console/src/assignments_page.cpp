@@ -148,9 +148,7 @@ AssignmentsPage::AssignmentsPage(Connection connection, QWidget* parent)
     splitter->addWidget(middle);
     splitter->setStretchFactor(1, 1);
     splitter->setChildrenCollapsible(false);
-    status_ = new QLabel(this);
-    status_->setObjectName(QStringLiteral("status"));
-    status_->setWordWrap(true);
+    status_ = status_line(this);
     auto* layout = new QVBoxLayout(this);
     layout->addWidget(splitter, 1);
     layout->addWidget(status_);

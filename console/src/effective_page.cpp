@@ -52,9 +52,7 @@ EffectivePage::EffectivePage(Connection connection, QWidget* parent)
     controls_->setEditTriggers(QAbstractItemView::NoEditTriggers);
     controls_->setSelectionBehavior(QAbstractItemView::SelectRows);
     controls_->verticalHeader()->hide();
-    status_ = new QLabel(this);
-    status_->setObjectName(QStringLiteral("status"));
-    status_->setWordWrap(true);
+    status_ = status_line(this);
     auto* explain = new QLabel(
         tr("Where a user gets a workspace from several assignments (their own and their "
            "groups'), the most restrictive value of each control wins, unless an assignment "

@@ -29,9 +29,7 @@ EndpointsPage::EndpointsPage(Connection connection, QWidget* parent)
     buttons->addWidget(refresh_button);
     buttons->addStretch(1);
     buttons->addWidget(revoke_);
-    status_ = new QLabel(this);
-    status_->setObjectName(QStringLiteral("status"));
-    status_->setWordWrap(true);
+    status_ = status_line(this);
     auto* layout = new QVBoxLayout(this);
     layout->addWidget(table_, 1);
     layout->addLayout(buttons);

@@ -141,9 +141,7 @@ ImagesPage::ImagesPage(Connection connection, QWidget* parent)
     push_layout->addLayout(progress_row);
     push_layout->addWidget(stage_);
 
-    status_ = new QLabel(this);
-    status_->setObjectName(QStringLiteral("status"));
-    status_->setWordWrap(true);
+    status_ = status_line(this);
     auto* top = new QHBoxLayout;
     top->addWidget(new QLabel(tr("Images and their versions; expand an image to see each "
                                  "version and the endpoints that hold it."),

@@ -40,9 +40,7 @@ LoginDialog::LoginDialog(QWidget* parent) : QDialog(parent) {
     form->addRow(tr("&User:"), user_);
     form->addRow(tr("&Password:"), password_);
 
-    status_ = new QLabel(this);
-    status_->setObjectName(QStringLiteral("status"));
-    status_->setWordWrap(true);
+    status_ = status_line(this);
     status_->setMinimumHeight(status_->fontMetrics().height() * 3);
 
     auto* buttons = new QDialogButtonBox(this);

@@ -30,6 +30,13 @@ void show_news(QLabel* status, const QString& text) {
     status->setText(text);
 }
 
+QLabel* status_line(QWidget* parent) {
+    auto* status = new QLabel(parent);
+    status->setObjectName(QStringLiteral("status"));
+    status->setWordWrap(true);
+    return status;
+}
+
 void set_up_pick_table(QTableWidget* table) {
     table->horizontalHeader()->setStretchLastSection(true);
     table->setSelectionBehavior(QAbstractItemView::SelectRows);

@@ -52,6 +52,10 @@ QString format_size(std::uint64_t bytes);
 void show_error(QLabel* status, const Error& error);
 void show_news(QLabel* status, const QString& text);
 
+// The status line under a screen, where show_error and show_news write: objectName "status",
+// word-wrapped.
+QLabel* status_line(QWidget* parent);
+
 // A read-only table whose rows are picked one at a time: whole-row single selection, no
 // editing, no row numbers, the last column stretched.
 void set_up_pick_table(QTableWidget* table);
