@@ -16,7 +16,6 @@
 #include <QRegularExpression>
 #include <QSignalBlocker>
 #include <QSpinBox>
-#include <QSplitter>
 #include <QTableWidget>
 #include <QVBoxLayout>
 
@@ -143,15 +142,7 @@ AssignmentsPage::AssignmentsPage(Connection connection, QWidget* parent)
     middle_layout->setContentsMargins(0, 0, 0, 0);
     middle_layout->addWidget(assignments_, 1);
     middle_layout->addWidget(form_box);
-    auto* splitter = new QSplitter(this);
-    splitter->addWidget(dir_box);
-    splitter->addWidget(middle);
-    splitter->setStretchFactor(1, 1);
-    splitter->setChildrenCollapsible(false);
-    status_ = status_line(this);
-    auto* layout = new QVBoxLayout(this);
-    layout->addWidget(splitter, 1);
-    layout->addWidget(status_);
+    status_ = split_page(this, dir_box, middle);
 
     connect(search_button, &QPushButton::clicked, this, &AssignmentsPage::search);
     connect(search_text_, &QLineEdit::returnPressed, this, &AssignmentsPage::search);

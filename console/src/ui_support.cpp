@@ -5,7 +5,9 @@
 #include <QHeaderView>
 #include <QLocale>
 #include <QMessageBox>
+#include <QSplitter>
 #include <QTableWidget>
+#include <QVBoxLayout>
 
 namespace heirloom::console {
 
@@ -34,6 +36,19 @@ QLabel* status_line(QWidget* parent) {
     auto* status = new QLabel(parent);
     status->setObjectName(QStringLiteral("status"));
     status->setWordWrap(true);
+    return status;
+}
+
+QLabel* split_page(QWidget* page, QWidget* list_side, QWidget* detail_side) {
+    auto* splitter = new QSplitter(page);
+    splitter->addWidget(list_side);
+    splitter->addWidget(detail_side);
+    splitter->setStretchFactor(1, 1);
+    splitter->setChildrenCollapsible(false);
+    QLabel* status = status_line(page);
+    auto* layout = new QVBoxLayout(page);
+    layout->addWidget(splitter, 1);
+    layout->addWidget(status);
     return status;
 }
 

@@ -56,6 +56,10 @@ void show_news(QLabel* status, const QString& text);
 // word-wrapped.
 QLabel* status_line(QWidget* parent);
 
+// Lays out a screen with a list side and a detail side in a splitter (the detail side takes
+// the extra width, neither side collapses) over its status line, which it returns.
+QLabel* split_page(QWidget* page, QWidget* list_side, QWidget* detail_side);
+
 // A read-only table whose rows are picked one at a time: whole-row single selection, no
 // editing, no row numbers, the last column stretched.
 void set_up_pick_table(QTableWidget* table);

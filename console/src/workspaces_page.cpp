@@ -14,7 +14,6 @@
 #include <QPushButton>
 #include <QSignalBlocker>
 #include <QSpinBox>
-#include <QSplitter>
 #include <QTableWidget>
 #include <QVBoxLayout>
 
@@ -154,16 +153,7 @@ WorkspacesPage::WorkspacesPage(Connection connection, QWidget* parent)
     right_layout->setContentsMargins(0, 0, 0, 0);
     right_layout->addWidget(ws_box);
     right_layout->addWidget(app_box, 1);
-    auto* splitter = new QSplitter(this);
-    splitter->addWidget(list_box);
-    splitter->addWidget(right);
-    splitter->setStretchFactor(1, 1);
-    splitter->setChildrenCollapsible(false);
-
-    status_ = status_line(this);
-    auto* layout = new QVBoxLayout(this);
-    layout->addWidget(splitter, 1);
-    layout->addWidget(status_);
+    status_ = split_page(this, list_box, right);
 
     connect(workspaces_, &QListWidget::currentRowChanged, this, &WorkspacesPage::select_workspace);
     connect(apps_, &QTableWidget::currentCellChanged, this,
