@@ -30,10 +30,16 @@ Result<std::vector<std::string>> open_command(const ShellPaths& paths, const Pro
 }
 
 int open_main(int argc, char** argv) {
+    constexpr std::string_view usage =
+        "usage: heirloom-open URL\n"
+        "Opens URL in the workspace whose URL patterns match it, otherwise in this computer's "
+        "browser (docs/shell-integration.md).\n";
+    if (argc == 2 && (std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h")) {
+        fmt::print("{}", usage);
+        return 0;
+    }
     if (argc != 2 || std::string_view(argv[1]).starts_with("-")) {
-        fmt::print(stderr, "usage: heirloom-open URL\n"
-                           "Opens URL in the workspace whose URL patterns match it, otherwise in "
-                           "this computer's browser.\n");
+        fmt::print(stderr, "{}", usage);
         return 2;
     }
     if (std::getenv(open_guard_variable)) {
