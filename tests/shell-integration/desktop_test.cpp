@@ -13,8 +13,6 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <csignal>
-#include <fcntl.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -93,22 +91,6 @@ struct Desktop {
         return text ? *text : std::string();
     }
 };
-
-pid_t spawn(std::vector<std::string> argv, const fs::path& log) {
-    std::vector<char*> args;
-    for (auto& a : argv)
-        args.push_back(a.data());
-    args.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    pid_t pid = -1;
-    int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    return rc == 0 ? pid : -1;
-}
 
 // Ends the processes whose command line mentions marker (helpers a program started for this
 // test's private folder, such as lxpanel's menu-cached), each by its pid.
@@ -240,7 +222,7 @@ TEST_CASE("shell: lxpanel's application menu shows the Heirloom submenu with the
                              "    image=/usr/share/lxpanel/images/my-computer.png\n"
                              "    system {\n    }\n  }\n}\n")));
     fs::path log = d.dir / "lxpanel.log";
-    pid_t panel = spawn(d.with_env({"lxpanel", "--profile", "default"}), log);
+    pid_t panel = test::spawn_background(d.with_env({"lxpanel", "--profile", "default"}), log);
     REQUIRE(panel > 0);
     struct Stop {
         pid_t pid;

@@ -10,11 +10,14 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <random>
+#include <spawn.h>
 #include <stdexcept>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+
+extern char** environ;
 
 namespace heirloom::test {
 
@@ -134,6 +137,22 @@ void write_file(const fs::path& path, ByteView data) {
     if (fd < 0 || !write_all(fd, data, path))
         throw std::runtime_error("cannot write " + path.string());
     ::close(fd);
+}
+
+pid_t spawn_background(std::vector<std::string> argv, const fs::path& log) {
+    std::vector<char*> args;
+    for (auto& a : argv)
+        args.push_back(a.data());
+    args.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    pid_t pid = -1;
+    int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    return rc == 0 ? pid : -1;
 }
 
 } // namespace heirloom::test

@@ -6,6 +6,7 @@
 #include "heirloom/common/file.hpp"
 
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 namespace heirloom::test {
@@ -33,6 +34,10 @@ struct RunResult {
 
 // Runs argv (no shell), capturing stdout and stderr.
 RunResult run(const std::vector<std::string>& argv);
+
+// Starts argv (looked up in PATH, no shell) in the background with stdin from /dev/null and
+// stdout and stderr appended to log; returns its pid, or -1 when it could not be started.
+pid_t spawn_background(std::vector<std::string> argv, const fs::path& log = "/dev/null");
 
 // The folder holding the built programs (build/bin).
 fs::path bin_dir();

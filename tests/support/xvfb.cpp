@@ -1,37 +1,13 @@
 #include "support/xvfb.hpp"
 
 #include <csignal>
-#include <fcntl.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
-extern char** environ;
-
 namespace heirloom::test {
 
 using namespace std::chrono_literals;
-
-namespace {
-
-pid_t spawn_quiet(std::vector<std::string> argv) {
-    std::vector<char*> args;
-    for (auto& a : argv)
-        args.push_back(a.data());
-    args.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-    pid_t pid = -1;
-    int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    return rc == 0 ? pid : -1;
-}
-
-} // namespace
 
 Xvfb::Xvfb(int width, int height) {
     // A display number nobody uses: its socket and lock file are both absent.
@@ -42,9 +18,9 @@ Xvfb::Xvfb(int width, int height) {
         number_ = n;
         break;
     }
-    pid_ = spawn_quiet({"Xvfb", display(), "-screen", "0",
-                        std::to_string(width) + "x" + std::to_string(height) + "x24", "-nolisten",
-                        "tcp", "-noreset"});
+    pid_ = spawn_background({"Xvfb", display(), "-screen", "0",
+                             std::to_string(width) + "x" + std::to_string(height) + "x24",
+                             "-nolisten", "tcp", "-noreset"});
     if (pid_ < 0) {
         error_ = "cannot start Xvfb (apt-get install xvfb)";
         return;
@@ -115,7 +91,7 @@ bool Xvfb::set_clipboard(const std::string& text) const {
     // goes nowhere, so nothing waits on it.
     fs::path file = fs::temp_directory_path() / ("heirloom-clip-" + std::to_string(::getpid()));
     write_file(file, as_bytes(text));
-    pid_t pid = spawn_quiet(
+    pid_t pid = spawn_background(
         {"env", "DISPLAY=" + display(), "xclip", "-selection", "clipboard", "-i", file.string()});
     int status = 0;
     bool ok = pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
