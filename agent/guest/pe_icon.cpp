@@ -181,19 +181,21 @@ Result<std::vector<ResourceEntry>> read_directory(ResourceTree& tree, std::uint3
                             .id = name & ~high_bit,
                             .directory = (target & high_bit) != 0,
                             .offset = target & ~high_bit};
-        std::string which = what + " entry " + std::to_string(i + 1);
+        auto which = [&] {
+            return what + " entry " + std::to_string(i + 1);
+        };
         if (entry.named != (i < named))
-            return corrupt(which + (entry.named ? " is named among the numbered ones"
-                                                : " is numbered among the named ones"));
+            return corrupt(which() + (entry.named ? " is named among the numbered ones"
+                                                  : " is numbered among the named ones"));
         if (!entry.named && entry.id > 0xffff)
-            return corrupt(which + " has id " + hex(entry.id) + ", more than 16 bits");
+            return corrupt(which() + " has id " + hex(entry.id) + ", more than 16 bits");
         if (entry.named && !fits(tree.section.size(), entry.id, 2))
-            return corrupt(which + "'s name points outside the resource section");
+            return corrupt(which() + "'s name points outside the resource section");
         if (entry.named &&
             !fits(tree.section.size(), entry.id + 2ull, 2ull * le16(tree.section, entry.id)))
-            return corrupt(which + "'s name runs past the end of the resource section");
+            return corrupt(which() + "'s name runs past the end of the resource section");
         if (!fits(tree.section.size(), entry.offset, 16))
-            return corrupt(which + " points outside the resource section");
+            return corrupt(which() + " points outside the resource section");
         entries.push_back(entry);
     }
     return entries;
