@@ -81,8 +81,8 @@ TEST_CASE("pe icon: the largest image that fits, decoded exactly, from a mingw-w
     CHECK_THAT(too_small.error().message, Catch::Contains("no image of at most 15×15"));
 }
 
-TEST_CASE("pe icon: the first group is a named one when there is one; 1, 24 and 32-bit "
-          "bitmaps, the AND mask as alpha",
+TEST_CASE("pe icon: a named group comes first, and 1, 24 and 32-bit bitmaps take the AND "
+          "mask as alpha",
           "[guest][pe_icon]") {
     // named.rc: MAINICON (depths.ico) sorts before id 1 (app.ico). depths.ico: 16 px 1-bit,
     // 24 px 24-bit, 32 px 32-bit whose alpha bytes are all zero, so its mask decides.
