@@ -29,6 +29,9 @@ packages=(
   # xdg-open and gio (libglib2.0-bin), and screenshot lxpanel's XDG menu under Xvfb;
   # notify-send tells a user launching from the menu why a launch was refused
   libpng-dev desktop-file-utils xdg-utils libglib2.0-bin lxpanel libnotify-bin
+  # icons of Windows programs (agent/pe_icon.cmake): heirloom-guest writes their PNGs with zlib,
+  # linked from its static archive; the tests build small Windows programs with mingw-w64
+  zlib1g-dev g++-mingw-w64-i686
 )
 
 if [ "$(id -u)" -ne 0 ]; then
