@@ -171,8 +171,9 @@ Result<SpawnRequest> wine_spawn_request(const WineSettings& settings,
         return fail(Errc::invalid_argument, "no program to run");
     auto wine = find_program(settings.wine);
     if (!wine)
-        return fail(Errc::not_found, "this workspace's image has no Wine (" + settings.wine +
-                                         "): rebuild it with --windows-apps");
+        return fail(Errc::not_found,
+                    "this workspace's image has no Wine: rebuild it with --windows-apps (" +
+                        settings.wine + " is missing)");
     fs::path program = HL_TRY(resolve_windows_program(settings.prefix, argv.front()));
     SpawnRequest request;
     request.argv = {*wine, HL_TRY(parse_windows_program_path(argv.front())).text()};
