@@ -3,6 +3,7 @@
 
 #include "guest/guest_agent.hpp"
 #include "guest/guest_log.hpp"
+#include "guest/pe_icon.hpp"
 #include "guest/port.hpp"
 
 #include <CLI/CLI.hpp>
@@ -111,9 +112,9 @@ int main(int argc, char** argv) {
         }
         options.wine.prefix = wine_prefix;
     }
-    // FIXME: icons of Windows programs need the PE icon reader (pe_icon_png in
-    // guest/pe_icon.hpp): options.windows_icon is set when it is merged; until then they are
-    // published without icons.
+    options.windows_icon = [](std::span<const std::uint8_t> pe) {
+        return pe_icon_png(pe);
+    };
     options.hostname = own_hostname();
     options.apps.app_dirs.emplace_back("/usr/share/applications");
     options.apps.icon_dirs = default_icon_dirs();

@@ -2,6 +2,7 @@
 // outside it) and a wine command line; host files become Z: paths. The last test runs the real
 // heirloom-guest with a stand-in wine script that records what it was started with.
 
+#include "guest/pe_icon.hpp"
 #include "guest/windows_apps.hpp"
 #include "support/fake_wine_prefix.hpp"
 #include "support/guest_host.hpp"
@@ -150,6 +151,10 @@ TEST_CASE("heirloom-guest: Windows programs are published and run under wine", "
     FakeWinePrefix p;
     p.program("Apps/Payroll/PAY.EXE");
     p.program("windows/notepad.exe");
+    // A real Windows program with an icon (built with mingw-w64 for the PE icon tests).
+    auto icon_app = read_file(fs::path(HEIRLOOM_PE_ICON_DATA) / "app.exe");
+    REQUIRE(icon_app);
+    write_file(p.drive_c / "Apps/Icon App/APP.EXE", *icon_app);
     write_file(p.dir / "outside/EVIL.EXE", as_bytes(std::string_view("MZ")));
     fs::create_directory_symlink(p.dir / "outside", p.drive_c / "Apps/Evil");
     fs::path out = p.dir / "out";
@@ -186,6 +191,13 @@ TEST_CASE("heirloom-guest: Windows programs are published and run under wine", "
     CHECK(apps["payroll"].name == "Payroll");
     CHECK(apps["payroll"].command == "C:\\Apps\\Payroll\\PAY.EXE");
     CHECK(apps["wine-notepad"].command == "C:\\windows\\notepad.exe");
+    // Icons come from the programs' own resources, through the PE icon reader.
+    REQUIRE(apps.contains("icon-app"));
+    CHECK(apps["icon-app"].name == "Icon App");
+    CHECK(apps["icon-app"].icon_png == pe_icon_png(*icon_app).value());
+    CHECK_FALSE(apps["icon-app"].icon_png.empty());
+    CHECK(apps["payroll"].icon_png.empty()); // "MZ program" is no PE file: no icon, a log line
+    CHECK(log().find("C:\\Apps\\Payroll\\PAY.EXE: published without an icon") != std::string::npos);
     CHECK_FALSE(apps.contains("evil"));
 
     auto lines = [&](const std::string& name) {
