@@ -365,8 +365,12 @@ Result<std::vector<std::string>> split_exec(std::string_view exec) {
 std::optional<std::string> app_id_from_file_name(std::string_view file_name) {
     if (file_name.ends_with(".desktop"))
         file_name.remove_suffix(8);
+    return app_id_from_text(file_name);
+}
+
+std::optional<std::string> app_id_from_text(std::string_view text) {
     std::string id;
-    for (char c : file_name) {
+    for (char c : text) {
         if (c >= 'A' && c <= 'Z')
             c = static_cast<char>(c - 'A' + 'a');
         bool allowed =

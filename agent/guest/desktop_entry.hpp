@@ -42,6 +42,9 @@ Result<std::vector<std::string>> split_exec(std::string_view exec);
 // An app id from a desktop file id ("org.gnome.Calculator.desktop" -> "org.gnome.calculator"),
 // or nothing when no usable character is left.
 std::optional<std::string> app_id_from_file_name(std::string_view file_name);
+// An app id made of any text: lower-cased, leading characters other than letters and digits
+// dropped, others outside [a-z0-9._-] made '-', cut to max_id_bytes; nothing when empty.
+std::optional<std::string> app_id_from_text(std::string_view text);
 
 // A display name fit for the protocol: control and formatting characters become spaces and
 // the text is cut to max_name_bytes on a character boundary.

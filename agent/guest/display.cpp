@@ -135,7 +135,10 @@ void DisplayServer::start(Clock::time_point now) {
     stop_stray_x_server();
     prepare_socket_dir();
     auto argv = xpra_command(settings_, *controls_);
-    auto pid = spawn({argv, user_, ""});
+    SpawnRequest request;
+    request.argv = argv;
+    request.user = user_;
+    auto pid = spawn(request);
     started_at_ = now;
     if (!pid) {
         log_error("display: cannot start the Xpra server: " + pid.error().message +

@@ -46,9 +46,10 @@ std::int64_t realtime_ms() {
 
 class Guest {
   public:
-    Guest(const GuestOptions& options, HostPort control, std::optional<User> user, int signal_fd)
+    Guest(const GuestOptions& options, HostPort control, std::optional<User> user,
+          WineSettings wine, int signal_fd)
         : options_(options), control_(std::move(control)), user_(std::move(user)),
-          signal_fd_(signal_fd) {}
+          wine_(std::move(wine)), signal_fd_(signal_fd) {}
 
     void enable_display(HostPort port) {
         server_.emplace(options_.xpra, user_ ? &*user_ : nullptr);
@@ -70,15 +71,17 @@ class Guest {
     void launch(const Launch& launch);
     // Starts argv (plus the request's arguments) as the user, on the display.
     void run(const Launch& request, std::vector<std::string> argv);
+    // How argv is started: as it is, or under Wine when it names a Windows program.
+    Result<SpawnRequest> spawn_request_for(std::vector<std::string> argv) const;
     // Launches waiting for the display's X server: an app started before it exists could not
     // open its window. They start once it is up, or fail after display_wait.
     struct PendingLaunch {
         Launch request;
-        std::vector<std::string> argv;
+        SpawnRequest spawn;
         Clock::time_point deadline;
     };
     bool display_ready() const;
-    void spawn_now(const Launch& request, const std::vector<std::string>& argv);
+    void spawn_now(const Launch& request, const SpawnRequest& spawn);
     void start_pending(Clock::time_point now);
     void set_time(const SetTime& request);
     void apply_controls(const Controls& controls);
@@ -95,6 +98,7 @@ class Guest {
     const GuestOptions& options_;
     HostPort control_;
     std::optional<User> user_;
+    WineSettings wine_; // its prefix filled in
     int signal_fd_;
     FrameReader reader_;
     std::string out_;
@@ -378,7 +382,20 @@ void Guest::receive_file(const FilePart& part) {
 }
 
 void Guest::rescan_apps() {
-    apps_ = scan_apps(options_.apps, [](std::string_view warning) { log_warn(warning); });
+    auto warn = [](std::string_view warning) {
+        log_warn(warning);
+    };
+    auto desktop_apps = scan_apps(options_.apps, warn);
+    std::vector<InstalledApp> windows_apps;
+    std::error_code ec;
+    if (wine_.prefix.is_absolute() && fs::exists(wine_.prefix / "drive_c", ec)) {
+        if (find_program(wine_.wine))
+            windows_apps = scan_windows_apps({wine_.prefix, options_.windows_icon}, warn);
+        else
+            log_warn("the Windows programs in " + wine_.prefix.string() +
+                     " are not published: this image has no Wine (" + wine_.wine + ")");
+    }
+    apps_ = merge_apps(std::move(desktop_apps), std::move(windows_apps), warn);
 }
 
 const InstalledApp* Guest::find_app(std::string_view id) const {
@@ -420,16 +437,34 @@ void Guest::run(const Launch& request, std::vector<std::string> argv) {
         return send(LaunchFailed{request.req, "the display is not set up yet: the host must send "
                                               "controls before launching apps"});
     argv.insert(argv.end(), request.args.begin(), request.args.end());
+    auto spawn_request = spawn_request_for(std::move(argv));
+    if (!spawn_request) {
+        log_warn("launch " + request.app_id + ": " + spawn_request.error().message);
+        return send(LaunchFailed{request.req, clean_message(spawn_request.error().message)});
+    }
     if (server_ && !display_ready()) {
         log_info("launch " + request.app_id + ": waiting for the display to start");
-        pending_.push_back({request, std::move(argv), Clock::now() + display_wait});
+        pending_.push_back({request, std::move(*spawn_request), Clock::now() + display_wait});
         return;
     }
-    spawn_now(request, argv);
+    spawn_now(request, *spawn_request);
 }
 
-void Guest::spawn_now(const Launch& request, const std::vector<std::string>& argv) {
-    auto pid = spawn({argv, user_ ? &*user_ : nullptr, options_.xpra.display});
+Result<SpawnRequest> Guest::spawn_request_for(std::vector<std::string> argv) const {
+    SpawnRequest request;
+    if (!argv.empty() && looks_like_windows_path(argv.front())) {
+        const char* lang = std::getenv("LANG");
+        request = HL_TRY(wine_spawn_request(wine_, argv, files_dir_, lang ? lang : ""));
+    } else {
+        request.argv = std::move(argv);
+    }
+    request.user = user_ ? &*user_ : nullptr;
+    request.display = options_.xpra.display;
+    return request;
+}
+
+void Guest::spawn_now(const Launch& request, const SpawnRequest& spawn_request) {
+    auto pid = spawn(spawn_request);
     if (!pid) {
         log_warn("launch " + request.app_id + ": " + pid.error().message);
         return send(LaunchFailed{request.req, clean_message(pid.error().message)});
@@ -454,7 +489,7 @@ void Guest::start_pending(Clock::time_point now) {
     pending_.clear();
     for (auto& p : waiting) {
         if (ready)
-            spawn_now(p.request, p.argv);
+            spawn_now(p.request, p.spawn);
         else if (now >= p.deadline)
             send(LaunchFailed{p.request.req, "the display did not start within 60 s"});
         else
@@ -554,7 +589,13 @@ int run_guest(const GuestOptions& options) {
         log_error("control port: " + control.error().message);
         return 2;
     }
-    Guest guest(options, std::move(*control), std::move(user), signal_fd);
+    WineSettings wine = options.wine;
+    if (wine.prefix.empty()) {
+        auto owner = user ? Result<User>(*user) : current_user();
+        if (owner)
+            wine.prefix = fs::path(owner->home) / ".wine";
+    }
+    Guest guest(options, std::move(*control), std::move(user), std::move(wine), signal_fd);
     if (options.display_path) {
         auto display = HostPort::open(*options.display_path);
         if (!display) {

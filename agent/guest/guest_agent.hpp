@@ -6,6 +6,8 @@
 
 #include "guest/desktop_entry.hpp"
 #include "guest/display.hpp"
+#include "guest/windows_app_scan.hpp"
+#include "guest/windows_apps.hpp"
 
 #include <optional>
 #include <string>
@@ -19,6 +21,8 @@ struct GuestOptions {
     std::optional<std::string> user;         // the account apps and Xpra run as (when root)
     XpraSettings xpra;                       // display number, socket, program
     AppSources apps;                         // where .desktop files and icons are
+    WineSettings wine;                       // Windows programs; prefix empty: the user's ~/.wine
+    IconExtractor windows_icon;              // icons of Windows programs; empty: none
     bool set_clock = true;                   // false: set_time is refused
     std::string hostname;                    // sent in hello
 };

@@ -3,6 +3,7 @@
 
 #include "guest/guest_agent.hpp"
 #include "guest/guest_log.hpp"
+#include "guest/pe_icon.hpp"
 #include "guest/port.hpp"
 
 #include <CLI/CLI.hpp>
@@ -28,7 +29,8 @@ std::string own_hostname() {
 int main(int argc, char** argv) {
     CLI::App app{"heirloom-guest: runs inside a Heirloom workspace VM. It answers the host's "
                  "endpoint agent on the control port (publishes the apps of "
-                 "/usr/share/applications, launches them, reports their exits, sets the clock, "
+                 "/usr/share/applications and the Windows programs of its Wine prefix, "
+                 "launches them, reports their exits, sets the clock, "
                  "applies device controls) and relays the display port to the Xpra server it "
                  "runs. Logs go to stderr; SIGTERM stops it."};
     app.footer("Ports are found by name in /sys/class/virtio-ports/*/name: the control port is "
@@ -68,6 +70,14 @@ int main(int argc, char** argv) {
     app.add_option("--apps-dir", apps_dirs,
                    "Another folder of .desktop files to publish, after /usr/share/applications "
                    "(repeatable; its PNG files are icons too)");
+    std::string wine_prefix;
+    app.add_option("--wine-prefix", wine_prefix,
+                   "Wine prefix of the Windows programs: C:\\Apps\\<folder>\\*.exe is "
+                   "published and C: is its drive_c (default: ~/.wine of --user)");
+    app.add_option("--wine", options.wine.wine,
+                   "The wine program that runs Windows programs (when it is missing, launching "
+                   "one fails and none is published)")
+        ->default_val("/usr/bin/wine");
     app.add_flag("--no-clock", no_clock, "Refuse set_time (the guest keeps its own clock)");
     app.set_version_flag("--version", std::string(HEIRLOOM_GUEST_VERSION));
     CLI11_PARSE(app, argc, argv);
@@ -95,6 +105,16 @@ int main(int argc, char** argv) {
     if (!user.empty())
         options.user = user;
     options.set_clock = !no_clock;
+    if (!wine_prefix.empty()) {
+        if (wine_prefix.front() != '/') {
+            log_error("--wine-prefix must be an absolute path");
+            return 2;
+        }
+        options.wine.prefix = wine_prefix;
+    }
+    options.windows_icon = [](std::span<const std::uint8_t> pe) {
+        return pe_icon_png(pe);
+    };
     options.hostname = own_hostname();
     options.apps.app_dirs.emplace_back("/usr/share/applications");
     options.apps.icon_dirs = default_icon_dirs();

@@ -86,6 +86,16 @@ std::vector<std::string> child_environment(const SpawnRequest& request, const Us
     struct stat st {};
     if (::stat(runtime_dir.c_str(), &st) == 0 && st.st_uid == user.uid)
         env.push_back("XDG_RUNTIME_DIR=" + runtime_dir);
+    for (const auto& entry : request.environment) {
+        // "NAME=" (spawn checked that every entry has one) replaces the same name.
+        std::string_view name(entry.data(), entry.find('=') + 1);
+        auto it = std::find_if(env.begin(), env.end(),
+                               [&](const std::string& e) { return e.starts_with(name); });
+        if (it != env.end())
+            *it = entry;
+        else
+            env.push_back(entry);
+    }
     return env;
 }
 
@@ -103,9 +113,21 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
     ::_exit(127);
 }
 
+// What the child needs besides argv and envp, prepared before fork.
+struct ChildSetup {
+    const User& user;
+    bool switch_user;
+    const char* working_dir; // nullptr: the user's home
+    bool discard_output;
+    int devnull;
+    int pipe_fd;
+};
+
 // In the child, between fork and exec: only async-signal-safe calls.
 [[noreturn]] void become_program(const std::string& program, char* const* argv, char* const* envp,
-                                 const User& user, bool switch_user, int devnull, int pipe_fd) {
+                                 const ChildSetup& setup) {
+    const User& user = setup.user;
+    int pipe_fd = setup.pipe_fd;
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -113,8 +135,12 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
         ::signal(sig, SIG_DFL);
     if (::setsid() < 0)
         report_and_exit(pipe_fd, ChildFailure::session);
-    ::dup2(devnull, 0);
-    if (switch_user) {
+    ::dup2(setup.devnull, 0);
+    if (setup.discard_output) {
+        ::dup2(setup.devnull, 1);
+        ::dup2(setup.devnull, 2);
+    }
+    if (setup.switch_user) {
         if (::setgroups(user.groups.size(), user.groups.data()) != 0)
             report_and_exit(pipe_fd, ChildFailure::groups);
         if (::setgid(user.gid) != 0)
@@ -122,7 +148,8 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
         if (::setuid(user.uid) != 0)
             report_and_exit(pipe_fd, ChildFailure::uid);
     }
-    [[maybe_unused]] bool in_a_folder = ::chdir(user.home.c_str()) == 0 || ::chdir("/") == 0;
+    [[maybe_unused]] bool in_a_folder = (setup.working_dir && ::chdir(setup.working_dir) == 0) ||
+                                        ::chdir(user.home.c_str()) == 0 || ::chdir("/") == 0;
     ::execve(program.c_str(), argv, envp);
     report_and_exit(pipe_fd, ChildFailure::exec);
 }
@@ -168,6 +195,10 @@ Result<pid_t> spawn(const SpawnRequest& request) {
         user = &self;
     }
     bool switch_user = ::geteuid() == 0 && user->uid != ::geteuid();
+    for (const auto& entry : request.environment)
+        if (entry.find('=') == std::string::npos || entry.front() == '=' ||
+            entry.find('\0') != std::string::npos)
+            return fail(Errc::invalid_argument, "not an environment entry: " + entry);
 
     std::vector<std::string> args = request.argv;
     std::vector<std::string> env = child_environment(request, *user);
@@ -182,10 +213,15 @@ Result<pid_t> spawn(const SpawnRequest& request) {
         ::close(devnull);
         return fail(Errc::io, std::string("cannot make a pipe: ") + std::strerror(errno));
     }
+    ChildSetup setup{*user,
+                     switch_user,
+                     request.working_dir.empty() ? nullptr : request.working_dir.c_str(),
+                     request.output == Output::discard,
+                     devnull,
+                     pipe_fds[1]};
     pid_t pid = ::fork();
     if (pid == 0)
-        become_program(*program, argv.data(), envp.data(), *user, switch_user, devnull,
-                       pipe_fds[1]);
+        become_program(*program, argv.data(), envp.data(), setup);
     int fork_errno = errno;
     ::close(pipe_fds[1]);
     ::close(devnull);

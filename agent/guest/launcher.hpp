@@ -35,10 +35,18 @@ Result<User> current_user();
 // match in program_path.
 std::optional<std::string> find_program(std::string_view name);
 
+// Where a program's stdout and stderr go: heirloom-guest's own (the guest's console), or
+// nowhere, for programs as chatty as Wine.
+enum class Output { inherit, discard };
+
 struct SpawnRequest {
     std::vector<std::string> argv;
     const User* user = nullptr; // the account to run as; switched to only when we are root
     std::string display;        // DISPLAY for the program, unset when empty
+    // "NAME=value" entries set on top of the standard environment (replacing a same name).
+    std::vector<std::string> environment;
+    std::string working_dir; // the folder it starts in; the user's home when empty
+    Output output = Output::inherit;
 };
 
 // Starts a program and returns its pid once it has been exec'd: a program that cannot be

@@ -1,5 +1,7 @@
 #include "heirloom/agent/guest_protocol.hpp"
 
+#include "heirloom/common/windows_path.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -434,9 +436,16 @@ Result<HostMessage> decode_host_fields(std::string_view type, const json& object
             for (std::size_t i = 0; i < command->size(); ++i)
                 launch.command.push_back(HL_TRY(fields.text_value(
                     (*command)[i], "\"command\"[" + std::to_string(i) + "]", arg_rule)));
-            if (launch.command.empty() || !launch.command[0].starts_with("/"))
-                return fail(Errc::corrupt,
-                            "launch: \"command\" must start with an absolute program path");
+            if (launch.command.empty())
+                return fail(Errc::corrupt, "launch: \"command\" must name a program");
+            if (looks_like_windows_path(launch.command[0])) {
+                if (auto windows = parse_windows_program_path(launch.command[0]); !windows)
+                    return fail(Errc::corrupt,
+                                "launch: \"command\"[0]: " + windows.error().message);
+            } else if (!launch.command[0].starts_with("/")) {
+                return fail(Errc::corrupt, "launch: \"command\" must start with an absolute "
+                                           "program path or a Windows program path");
+            }
         }
         return launch;
     }

@@ -111,7 +111,8 @@ WorkspacesPage::WorkspacesPage(Connection connection, QWidget* parent)
     app_name_->setObjectName(QStringLiteral("app_name"));
     app_command_ = new QPlainTextEdit(this);
     app_command_->setObjectName(QStringLiteral("app_command"));
-    app_command_->setPlaceholderText(tr("one argument per line, e.g.\nC:\\PAYROLL\\PAY.EXE\n/s"));
+    app_command_->setPlaceholderText(
+        tr("one argument per line, e.g.\nC:\\Apps\\Payroll\\PAY.EXE\n/s"));
     app_command_->setTabChangesFocus(true);
     app_command_->setFixedHeight(app_command_->fontMetrics().height() * 4);
     app_icon_ = new QLineEdit(this);

@@ -1,5 +1,7 @@
 #include "heirloom/policy/model.hpp"
 
+#include "heirloom/common/windows_path.hpp"
+
 #include <set>
 #include <string>
 
@@ -179,6 +181,21 @@ Status check_items(const std::vector<T>& items, std::string_view path, Check che
     return {};
 }
 
+// A command whose program is a Windows path runs under Wine in the guest: the path must pass
+// the strict parser and be on the drive of the guest's Wine prefix.
+Status check_windows_program(std::string_view program, std::string_view path) {
+    if (!looks_like_windows_path(program))
+        return {};
+    auto parsed = parse_windows_program_path(program);
+    if (!parsed)
+        return invalid(path, parsed.error().message);
+    if (parsed->drive != windows_program_drive)
+        return invalid(path, std::string("a Windows program must be on drive ") +
+                                 windows_program_drive + ": (the guest's Wine prefix), not " +
+                                 parsed->drive + ":");
+    return {};
+}
+
 } // namespace
 
 Status check_id(std::string_view value, std::string_view path) {
@@ -234,6 +251,7 @@ Status validate_app(const PublishedApp& app, std::string_view path) {
     HL_TRY(check_id(app.workspace_id, dot(path, "workspace")));
     HL_TRY(check_name(app.display_name, dot(path, "display_name")));
     HL_TRY(check_argv(app.command, dot(path, "command")));
+    HL_TRY(check_windows_program(app.command.front(), at(dot(path, "command"), 0)));
     HL_TRY(check_id(app.icon, dot(path, "icon")));
     HL_TRY(check_list(app.file_types, dot(path, "file_types"), check_mime_type));
     HL_TRY(check_list(app.url_patterns, dot(path, "url_patterns"), check_url_pattern));

@@ -331,6 +331,13 @@ TEST_CASE("guest protocol: the guest parses host messages just as strictly", "[g
          "\"command\" must be an array"},
         {R"({"type":"launch","req":1,"app_id":"a","args":[],"command":["rm","-rf","/"]})",
          "absolute program path"},
+        {R"({"type":"launch","req":1,"app_id":"a","args":[],"command":[]})", "must name a program"},
+        {R"({"type":"launch","req":1,"app_id":"a","args":[],"command":["\\\\srv\\x.exe"]})", "UNC"},
+        {R"({"type":"launch","req":1,"app_id":"a","args":[],"command":["C:\\a\\..\\x.exe"]})",
+         "\"..\" component"},
+        {R"({"type":"launch","req":1,"app_id":"a","args":[],"command":["C:/x.exe"]})",
+         "backslashes"},
+        {R"({"type":"launch","req":1,"app_id":"a","args":[],"command":["C:\\x.bat"]})", ".exe"},
         {R"({"type":"launch","req":1,"app_id":"A b","args":[]})", "is not an app id"},
         {R"({"type":"launch","req":1,"app_id":"a","args":["x\u0000y"]})", "U+0000"},
         {R"({"type":"launch","req":1,"app_id":"a","args":[1]})", "\"args\"[0] must be a string"},
@@ -372,6 +379,16 @@ TEST_CASE("guest protocol: senders cannot emit what the peer would refuse", "[gu
         parse_host_message(R"({"type":"launch","req":1,"app_id":"x","args":[],"command":[]})"));
     CHECK_FALSE(parse_host_message(
         R"({"type":"launch","req":1,"app_id":"x","args":[],"command":"/bin/sh"})"));
+    // ... or by a Windows path the strict parser takes (the guest runs it under Wine).
+    CHECK_FALSE(encode(HostMessage(Launch{1, "x", {}, {"C:\\Apps\\..\\x.exe"}})));
+    CHECK_FALSE(encode(HostMessage(Launch{1, "x", {}, {"\\\\?\\C:\\x.exe"}})));
+    Launch windows{1, "pay", {"/tmp/f.txt"}, {"C:\\Apps\\Payroll\\PAY.EXE", "/s"}};
+    auto windows_frame = encode(HostMessage(windows));
+    REQUIRE(windows_frame);
+    auto windows_back = parse_host_message(std::string(
+        reinterpret_cast<const char*>(windows_frame->data()) + 4, windows_frame->size() - 4));
+    REQUIRE(windows_back);
+    CHECK(std::get<Launch>(*windows_back) == windows);
     CHECK_FALSE(encode(HostMessage(SetTime{-1})));
     AppList too_many;
     for (std::size_t i = 0; i <= max_apps; ++i)

@@ -369,7 +369,13 @@ class ConsoleTests : public QObject {
         // A published app, typed in.
         QTest::keyClicks(child<QLineEdit>(page, "app_id"), "pay");
         QTest::keyClicks(child<QLineEdit>(page, "app_name"), "Payroll");
-        child<QPlainTextEdit>(page, "app_command")->setPlainText("C:\\PAYROLL\\PAY.EXE\n/s");
+        // A Windows program on another drive than the Wine prefix's C: is refused first.
+        child<QPlainTextEdit>(page, "app_command")->setPlainText("D:\\Apps\\PAY.EXE\n/s");
+        QTest::mouseClick(child<QPushButton>(page, "save_app"), Qt::LeftButton);
+        QVERIFY2(child<QLabel>(page, "status")->text().contains("must be on drive C:"),
+                 qPrintable(child<QLabel>(page, "status")->text()));
+        child<QPlainTextEdit>(page, "app_command")
+            ->setPlainText("  C:\\Apps\\Payroll\\PAY.EXE  \n/s\n");
         child<QCheckBox>(page, "app_desktop")->setChecked(true);
         QTest::mouseClick(child<QPushButton>(page, "save_app"), Qt::LeftButton);
         auto* apps = child<QTableWidget>(page, "apps");
@@ -379,7 +385,7 @@ class ConsoleTests : public QObject {
         QVERIFY(policy);
         QCOMPARE(policy->set.apps.size(), std::size_t{1});
         QCOMPARE(policy->set.apps[0].command,
-                 (std::vector<std::string>{"C:\\PAYROLL\\PAY.EXE", "/s"}));
+                 (std::vector<std::string>{"C:\\Apps\\Payroll\\PAY.EXE", "/s"}));
         QCOMPARE(policy->set.apps[0].workspace_id, std::string("payroll-ws"));
         QCOMPARE(policy->set.apps[0].icon, std::string("pay"));
         QVERIFY(policy->set.apps[0].desktop_shortcut);
