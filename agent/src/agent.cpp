@@ -990,6 +990,7 @@ Status Agent::logout() {
     d.workspaces.clear();
     d.leases.clear();
     d.events.clear();
+    d.app_reports.clear();
     d.min_serial = 0;
     d.last_contact = 0;
     lock.unlock();
