@@ -1,5 +1,6 @@
 #include "heirloom/agent/agent.hpp"
 
+#include "heirloom/agent/app_report.hpp"
 #include "heirloom/agent/workspace_vm.hpp"
 #include "heirloom/client/api_client.hpp"
 #include "heirloom/common/url.hpp"
@@ -184,9 +185,20 @@ struct Agent::Impl {
         }
     }
 
-    // A guest listed its apps: the icons of those the policy publishes from workspace id are
-    // converted and cached (a refused icon is an event), and the menu shows them.
-    void guest_apps(const std::string& id, const std::vector<guest::App>& apps) {
+    // What guests listed, for the server at the next cycle, by "image/version" (under mutex).
+    std::map<std::string, AppReport> app_reports;
+
+    // A guest listed its apps: they are reported to the server for the image version the VM
+    // runs (at the next cycle, when they changed), and the icons of those the policy publishes
+    // from workspace id are converted and cached (a refused icon is an event), and the menu
+    // shows them.
+    void guest_apps(const std::string& id, const std::string& image, std::uint64_t version,
+                    const std::vector<guest::App>& apps) {
+        {
+            auto report = make_app_report(id, image, version, apps);
+            std::lock_guard lock(mutex);
+            app_reports.insert_or_assign(image + "/" + std::to_string(version), std::move(report));
+        }
         if (!shell_paths)
             return;
         std::set<std::string> published;
@@ -738,8 +750,8 @@ struct Agent::Impl {
             c.accel = Accel::kvm;
         else if (settings.accel == "tcg")
             c.accel = Accel::tcg;
-        c.on_apps = [this, id](const std::vector<guest::App>& apps) {
-            guest_apps(id, apps);
+        c.on_apps = [this, id, image, version](const std::vector<guest::App>& apps) {
+            guest_apps(id, image, version, apps);
         };
         c.on_event = [this, id, image, version](const std::string& type, const Json& detail) {
             if (type != "guest-error" && type != "image-read-error" &&
@@ -794,6 +806,46 @@ struct Agent::Impl {
         std::lock_guard lock(mutex);
         if (auto it = workspaces.find(id); it != workspaces.end())
             images_in_use.erase(it->second.image);
+    }
+
+    // Sends the app reports that changed since the server last took one for their image
+    // version. A server that cannot be reached gets them at a later cycle; a refusal is an
+    // event (and the report goes again when the guest lists its apps again).
+    void flush_app_reports() {
+        std::map<std::string, AppReport> batch;
+        std::string server;
+        {
+            std::lock_guard lock(mutex);
+            if (app_reports.empty() || !enrolment)
+                return;
+            batch.swap(app_reports);
+            server = enrolment->server;
+        }
+        auto ledger = AppReportLedger::load(paths.state / "app-reports.json");
+        auto c = api();
+        for (auto& [key, report] : batch) {
+            if (ledger.sent(server, report))
+                continue;
+            auto sent = c ? (*c)->put(app_report_path(report), report.body)
+                          : Result<Json>(std::unexpected(c.error()));
+            std::lock_guard lock(mutex);
+            for (const auto& problem : report.problems)
+                event("error", report.workspace, report.image, report.version,
+                      "app report: " + problem);
+            report.problems.clear();
+            if (!sent && sent.error().code == Errc::network) {
+                app_reports.try_emplace(key, std::move(report)); // a newer one wins
+                continue;
+            }
+            if (!sent) {
+                event("error", report.workspace, report.image, report.version,
+                      "the server refused the apps the guest holds: " + sent.error().message);
+                continue;
+            }
+            if (auto recorded = ledger.record(server, report); !recorded)
+                event("error", report.workspace, report.image, report.version,
+                      "app report: " + recorded.error().message);
+        }
     }
 
     void flush_events() {
@@ -938,6 +990,7 @@ Status Agent::logout() {
     d.workspaces.clear();
     d.leases.clear();
     d.events.clear();
+    d.app_reports.clear();
     d.min_serial = 0;
     d.last_contact = 0;
     lock.unlock();
@@ -1001,6 +1054,7 @@ Status Agent::cycle(bool force) {
         d.enforce_locked();
         (void)d.clock.save();
     }
+    d.flush_app_reports();
     d.flush_events();
     return first;
 }

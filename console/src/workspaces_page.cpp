@@ -1,5 +1,6 @@
 #include "workspaces_page.hpp"
 
+#include "guest_apps_combo.hpp"
 #include "ui_support.hpp"
 
 #include <QCheckBox>
@@ -105,6 +106,8 @@ WorkspacesPage::WorkspacesPage(Connection connection, QWidget* parent)
     apps_->setObjectName(QStringLiteral("apps"));
     apps_->setHorizontalHeaderLabels({tr("Application"), tr("Id"), tr("Command in the guest")});
     set_up_pick_table(apps_);
+    apps_->setIconSize(QSize(24, 24));
+    guest_apps_ = new GuestAppsCombo(connection_, this);
     app_id_ = new QLineEdit(this);
     app_id_->setObjectName(QStringLiteral("app_id"));
     app_name_ = new QLineEdit(this);
@@ -116,14 +119,17 @@ WorkspacesPage::WorkspacesPage(Connection connection, QWidget* parent)
     app_command_->setTabChangesFocus(true);
     app_command_->setFixedHeight(app_command_->fontMetrics().height() * 4);
     app_icon_ = new QLineEdit(this);
+    app_icon_->setObjectName(QStringLiteral("app_icon"));
     app_icon_->setPlaceholderText(tr("icon id (default: the app's id)"));
     app_types_ = new QLineEdit(this);
+    app_types_->setObjectName(QStringLiteral("app_types"));
     app_types_->setPlaceholderText(tr("MIME types it opens: application/x-pay, …"));
     app_urls_ = new QLineEdit(this);
     app_urls_->setPlaceholderText(tr("URLs opened in the guest: https://pay.example/*, …"));
     app_desktop_ = new QCheckBox(tr("also a launcher on the user's desktop"), this);
     app_desktop_->setObjectName(QStringLiteral("app_desktop"));
     auto* app_form = new QFormLayout;
+    app_form->addRow(tr("From the &guest:"), guest_apps_);
     app_form->addRow(tr("I&d:"), app_id_);
     app_form->addRow(tr("Na&me:"), app_name_);
     app_form->addRow(tr("C&ommand:"), app_command_);
@@ -175,6 +181,11 @@ WorkspacesPage::WorkspacesPage(Connection connection, QWidget* parent)
     connect(app_revert_, &QPushButton::clicked, this,
             [this] { load_app_form(loaded_app_, !app_id_->isEnabled()); });
     connect(app_delete_, &QPushButton::clicked, this, &WorkspacesPage::delete_app);
+    connect(guest_apps_, &GuestAppsCombo::picked, this, &WorkspacesPage::pick_reported_app);
+    connect(guest_apps_, &GuestAppsCombo::loaded, this, [this] {
+        show_app_icons();
+        update_buttons();
+    });
     for (auto* edit : {ws_id_, ws_name_, ws_colour_, ws_hosts_, app_id_, app_name_, app_icon_,
                        app_types_, app_urls_})
         connect(edit, &QLineEdit::textChanged, this, &WorkspacesPage::update_buttons);
@@ -270,6 +281,8 @@ void WorkspacesPage::load_workspace_form(const policy::Workspace& w, bool existi
         apps_->setItem(row, 1, new QTableWidgetItem(qs(app.id)));
         apps_->setItem(row, 2, new QTableWidgetItem(join_list(app.command, QStringLiteral(" "))));
     }
+    show_app_icons();
+    guest_apps_->load(existing ? w.image : std::string());
     apps_->resizeColumnsToContents();
     if (apps_->rowCount() > 0)
         apps_->selectRow(0);
@@ -357,9 +370,32 @@ void WorkspacesPage::update_buttons() {
          std::initializer_list<QWidget*>{apps_, app_id_, app_name_, app_command_, app_icon_,
                                          app_types_, app_urls_, app_desktop_, app_new_})
         w->setEnabled(apps_possible && (w != app_id_ || loaded_app_.id.empty()));
+    guest_apps_->setEnabled(apps_possible && guest_apps_->reported().version.has_value());
     app_revert_->setEnabled(apps_possible && app_dirty());
     app_save_->setEnabled(apps_possible && (app_dirty() || loaded_app_.id.empty()));
     app_delete_->setEnabled(apps_possible && !loaded_app_.id.empty());
+}
+
+void WorkspacesPage::pick_reported_app(const ReportedApp& reported) {
+    policy::PublishedApp app = suggested_app(reported, loaded_workspace_.id);
+    if (app_id_->isEnabled()) // an existing app keeps its id
+        app_id_->setText(qs(app.id));
+    app_name_->setText(qs(app.display_name));
+    app_command_->setPlainText(join_list(app.command, QStringLiteral("\n")));
+    app_icon_->setText(qs(app.icon));
+    app_types_->setText(join_list(app.file_types, QStringLiteral(", ")));
+    show_news(
+        status_,
+        tr("Filled in from %1 as the guest reports it; check it and save.").arg(qs(reported.name)));
+}
+
+void WorkspacesPage::show_app_icons() {
+    for (int row = 0; row < apps_->rowCount(); ++row) {
+        std::string id = ss(apps_->item(row, 1)->text());
+        for (const auto& app : policy_.set.apps)
+            if (app.id == id)
+                apps_->item(row, 0)->setIcon(guest_apps_->icon(app.icon));
+    }
 }
 
 bool WorkspacesPage::may_discard(bool dirty, const std::string& what) {

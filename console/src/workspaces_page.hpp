@@ -5,6 +5,7 @@
 // form back as loaded, and a save is validated with the policy library before it is sent.
 
 #include "admin_api.hpp"
+#include "reported_apps.hpp"
 
 #include <QWidget>
 
@@ -19,6 +20,8 @@ class QSpinBox;
 class QTableWidget;
 
 namespace heirloom::console {
+
+class GuestAppsCombo;
 
 class WorkspacesPage : public QWidget {
     Q_OBJECT
@@ -50,6 +53,10 @@ class WorkspacesPage : public QWidget {
     void delete_workspace();
     void delete_app();
     void update_buttons();
+    // Fills the app form from an app the guest reported.
+    void pick_reported_app(const ReportedApp& reported);
+    // Shows the icons guests reported beside the published apps.
+    void show_app_icons();
     // True when there is no unsaved edit, or the admin agreed to drop it.
     bool may_discard(bool dirty, const std::string& what);
     void after_save(Status result, const QString& done);
@@ -75,6 +82,7 @@ class WorkspacesPage : public QWidget {
     QPushButton* ws_delete_;
 
     QTableWidget* apps_;
+    GuestAppsCombo* guest_apps_;
     QLineEdit* app_id_;
     QLineEdit* app_name_;
     QPlainTextEdit* app_command_;

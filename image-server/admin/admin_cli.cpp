@@ -4,6 +4,7 @@
 #include "heirloom/common/crypto.hpp"
 #include "heirloom/trim/image_ops.hpp"
 #include "heirloom/trim/source.hpp"
+#include "image_apps.hpp"
 #include "push.hpp"
 #include "session.hpp"
 #include "terminal_progress.hpp"
@@ -147,6 +148,27 @@ int image_list(bool json) {
                             date(v["created"].get<std::int64_t>()), text_of(v["pushed_by"])});
     }
     print_table({"IMAGE", "VERSION", "DISK", "STORED", "PUSHED (UTC)", "BY"}, rows);
+    return 0;
+}
+
+int image_apps(const std::string& image, std::uint64_t version, bool json) {
+    auto api = connect();
+    if (!api)
+        return report_error(api.error());
+    std::string path = "/v1/admin/images/" + client::url_encode(image) + "/apps";
+    if (version != 0)
+        path += "?version=" + std::to_string(version);
+    auto doc = (*api)->get(path);
+    if (!doc)
+        return report_error(doc.error());
+    if (json) {
+        print_json(*doc);
+        return 0;
+    }
+    auto text = format_image_apps(*doc);
+    if (!text)
+        return report_error(text.error());
+    std::fputs(text->c_str(), stdout);
     return 0;
 }
 
@@ -347,6 +369,20 @@ int run(int argc, char** argv) {
                 return report_error(done.error());
             std::printf("created image %s\n", create_name.c_str());
             return 0;
+        };
+    });
+    std::string apps_image;
+    std::uint64_t apps_version = 0;
+    auto* apps_cmd = image_cmd->add_subcommand(
+        "apps", "list the apps guests reported for an image version (id, name, command, file "
+                "types, whether it has an icon): what can be published from it");
+    apps_cmd->add_option("name", apps_image, "image name")->required();
+    apps_cmd->add_option("--version", apps_version,
+                         "this version (default: the newest version with a report)");
+    apps_cmd->add_flag("--json", json, "print JSON");
+    apps_cmd->callback([&] {
+        action = [&] {
+            return image_apps(apps_image, apps_version, json);
         };
     });
     PushOptions push;

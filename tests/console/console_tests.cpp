@@ -16,6 +16,7 @@
 #include "main_window.hpp"
 #include "push.hpp"
 #include "report_page.hpp"
+#include "reported_apps.hpp"
 #include "rollout.hpp"
 #include "rollout_chart.hpp"
 #include "support/heirloom_server.hpp"
@@ -24,19 +25,24 @@
 #include "support/xvfb.hpp"
 #include "workspaces_page.hpp"
 
+#include <QAbstractItemView>
 #include <QAction>
 #include <QApplication>
+#include <QBuffer>
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QFile>
+#include <QImage>
 #include <QLabel>
 #include <QLineEdit>
 #include <QListWidget>
 #include <QMessageBox>
+#include <QPainter>
 #include <QPlainTextEdit>
 #include <QProgressBar>
 #include <QPushButton>
+#include <QScreen>
 #include <QSignalSpy>
 #include <QSpinBox>
 #include <QTabWidget>
@@ -131,6 +137,7 @@ class ConsoleTests : public QObject {
     Connection connection_;
     fs::path vhd1_, vhd2_;
     std::uint64_t latest_ = 0; // the newest payroll version, once pushed
+    std::string agent_token_;  // of alice's endpoint, once enrolled
 
     client::ServerOptions options(bool with_ca = true) const {
         return {server_->url(), with_ca ? server_->ca_file().string() : std::string(), 15};
@@ -143,6 +150,22 @@ class ConsoleTests : public QObject {
         QString file =
             QString::fromStdString((dir / ("console-" + screen.toStdString() + ".png")).string());
         QVERIFY2(widget->grab().save(file), qPrintable("cannot save " + file));
+    }
+
+    // Like screenshot, but of the screen under widget, so open popups show too (the widget
+    // alone when the platform cannot grab the screen).
+    void screenshot_screen(QWidget* widget, const QString& screen, QWidget* popup) {
+        QApplication::processEvents();
+        QRect area = widget->frameGeometry().united(popup->window()->frameGeometry());
+        QPixmap shot =
+            widget->screen()->grabWindow(0, area.x(), area.y(), area.width(), area.height());
+        if (shot.isNull())
+            return screenshot(widget, screen);
+        fs::path dir = test::screenshot_dir();
+        fs::create_directories(dir);
+        QString file =
+            QString::fromStdString((dir / ("console-" + screen.toStdString() + ".png")).string());
+        QVERIFY2(shot.save(file), qPrintable("cannot save " + file));
     }
 
     void show_tab(QWidget* page) {
@@ -479,7 +502,8 @@ class ConsoleTests : public QObject {
         QVERIFY2(enrolled, enrolled ? "" : enrolled.error().message.c_str());
         auto agent = client::ApiClient::open(options());
         QVERIFY(agent);
-        (*agent)->set_token((*enrolled)["agent_token"].get<std::string>());
+        agent_token_ = (*enrolled)["agent_token"].get<std::string>();
+        (*agent)->set_token(agent_token_);
         std::int64_t now = std::time(nullptr);
         // A cancelled push may have taken a version number: the latest is whatever it is now.
         auto images = fetch_images(connection_);
@@ -507,6 +531,137 @@ class ConsoleTests : public QObject {
                                                           "the VM did not start"}),
                                  wait_ms);
         screenshot(window_.get(), "endpoints");
+    }
+
+    // The apps a guest reported for the workspace's image are offered in the app form, with
+    // their icons; picking one fills the form, and the published app shows the icon.
+    void guest_reported_apps_are_offered() {
+        QVERIFY(window_);
+        QVERIFY(!agent_token_.empty());
+        QImage image(48, 48, QImage::Format_ARGB32);
+        image.fill(Qt::transparent);
+        {
+            QPainter paint(&image);
+            paint.setBrush(QColor(0x1f, 0x6f, 0xd0));
+            paint.drawRoundedRect(4, 4, 40, 40, 8, 8);
+            paint.setPen(Qt::white);
+            paint.drawText(image.rect(), Qt::AlignCenter, QStringLiteral("$"));
+        }
+        QByteArray png;
+        QBuffer buffer(&png);
+        buffer.open(QIODevice::WriteOnly);
+        QVERIFY(image.save(&buffer, "PNG"));
+        Json apps = Json::array();
+        apps.push_back({{"id", "payroll"},
+                        {"name", "Payroll"},
+                        {"command", "C:\\Apps\\Payroll\\PAYROLL.EXE"},
+                        {"file_types", {"application/x-payroll", "text/csv"}},
+                        {"icon_png_base64", png.toBase64().toStdString()}});
+        apps.push_back({{"id", "clock"},
+                        {"name", "Clock"},
+                        {"command", "/usr/bin/xclock -digital %U"},
+                        {"file_types", Json::array()}});
+        auto agent = client::ApiClient::open(options());
+        QVERIFY(agent);
+        (*agent)->set_token(agent_token_);
+        auto reported =
+            (*agent)->put("/v1/agent/images/payroll/versions/" + std::to_string(latest_) + "/apps",
+                          {{"apps", apps}});
+        QVERIFY2(reported, reported ? "" : reported.error().message.c_str());
+
+        WorkspacesPage* page = window_->workspaces();
+        show_tab(page);
+        page->refresh();
+        auto* offered = child<QComboBox>(page, "guest_apps");
+        QVERIFY(offered);
+        QTRY_COMPARE_WITH_TIMEOUT(offered->count(), 3, wait_ms);
+        QVERIFY(offered->itemText(1).contains("Payroll"));
+        QVERIFY(offered->itemText(1).contains("C:\\Apps\\Payroll\\PAYROLL.EXE"));
+        QVERIFY(!offered->itemIcon(1).isNull());
+        QVERIFY(offered->itemIcon(2).isNull());
+
+        // A new app, picked from the list with the keyboard.
+        QTest::mouseClick(child<QPushButton>(page, "new_app"), Qt::LeftButton);
+        QVERIFY(offered->isEnabled());
+        offered->setFocus();
+        QTest::keyClick(offered, Qt::Key_Down);
+        QCOMPARE(child<QLineEdit>(page, "app_id")->text(), QStringLiteral("payroll"));
+        QCOMPARE(child<QLineEdit>(page, "app_name")->text(), QStringLiteral("Payroll"));
+        QCOMPARE(child<QPlainTextEdit>(page, "app_command")->toPlainText(),
+                 QStringLiteral("C:\\Apps\\Payroll\\PAYROLL.EXE"));
+        QCOMPARE(child<QLineEdit>(page, "app_icon")->text(), QStringLiteral("payroll"));
+        QCOMPARE(child<QLineEdit>(page, "app_types")->text(),
+                 QStringLiteral("application/x-payroll, text/csv"));
+        // The admin may still change what was filled in.
+        auto* name = child<QLineEdit>(page, "app_name");
+        name->selectAll();
+        QTest::keyClicks(name, "Payroll (Windows)");
+        QTest::mouseClick(child<QPushButton>(page, "save_app"), Qt::LeftButton);
+        auto* table = child<QTableWidget>(page, "apps");
+        QTRY_VERIFY2_WITH_TIMEOUT(any_row_contains(table, {"Payroll (Windows)", "payroll"}),
+                                  qPrintable(child<QLabel>(page, "status")->text()), wait_ms);
+        auto policy = fetch_policy(connection_);
+        QVERIFY(policy);
+        auto saved = std::find_if(policy->set.apps.begin(), policy->set.apps.end(),
+                                  [](const auto& a) { return a.id == "payroll"; });
+        QVERIFY(saved != policy->set.apps.end());
+        QCOMPARE(saved->command, std::vector<std::string>{"C:\\Apps\\Payroll\\PAYROLL.EXE"});
+        QCOMPARE(saved->icon, std::string("payroll"));
+        QCOMPARE(saved->file_types,
+                 (std::vector<std::string>{"application/x-payroll", "text/csv"}));
+        QCOMPARE(saved->workspace_id, std::string("payroll-ws"));
+
+        // The published app shows the guest's icon; one typed by hand (pay) has none.
+        QTRY_VERIFY_WITH_TIMEOUT(offered->count() == 3, wait_ms);
+        int with_icon = -1, without = -1;
+        for (int r = 0; r < table->rowCount(); ++r) {
+            if (table->item(r, 1)->text() == QStringLiteral("payroll"))
+                with_icon = r;
+            if (table->item(r, 1)->text() == QStringLiteral("pay"))
+                without = r;
+        }
+        QVERIFY(with_icon >= 0 && without >= 0);
+        QTRY_VERIFY_WITH_TIMEOUT(!table->item(with_icon, 0)->icon().isNull(), wait_ms);
+        QVERIFY(table->item(without, 0)->icon().isNull());
+
+        // An X11 app's command becomes one argument per line, its field codes gone.
+        QTest::mouseClick(child<QPushButton>(page, "new_app"), Qt::LeftButton);
+        offered->setFocus();
+        QTest::keyClick(offered, Qt::Key_Down);
+        QTest::keyClick(offered, Qt::Key_Down);
+        QCOMPARE(child<QLineEdit>(page, "app_id")->text(), QStringLiteral("clock"));
+        QCOMPARE(child<QPlainTextEdit>(page, "app_command")->toPlainText(),
+                 QStringLiteral("/usr/bin/xclock\n-digital"));
+        // Leave the form as it was: the unsaved pick is dropped.
+        QTest::mouseClick(child<QPushButton>(page, "revert_app"), Qt::LeftButton);
+
+        // The offered list, open, as the admin sees it (a popup: grabbed from the screen).
+        QTest::mouseClick(child<QPushButton>(page, "new_app"), Qt::LeftButton);
+        offered->showPopup();
+        QTRY_VERIFY(offered->view()->isVisible());
+        QTest::qWait(200);
+        screenshot_screen(window_.get(), "guest-apps", offered->view());
+        offered->hidePopup();
+    }
+
+    void split_guest_commands() {
+        using V = std::vector<std::string>;
+        QCOMPARE(split_guest_command("C:\\Apps\\Payroll\\PAYROLL.EXE"),
+                 V{"C:\\Apps\\Payroll\\PAYROLL.EXE"});
+        QCOMPARE(split_guest_command("C:\\Apps\\Payroll\\PAY.EXE /s"),
+                 (V{"C:\\Apps\\Payroll\\PAY.EXE", "/s"}));
+        QCOMPARE(split_guest_command("C:\\Program Files\\Pay Roll\\PAY.EXE /s /q"),
+                 (V{"C:\\Program Files\\Pay Roll\\PAY.EXE", "/s", "/q"}));
+        QCOMPARE(split_guest_command("\"C:\\Program Files\\Pay\\PAY.EXE\" %f"),
+                 V{"C:\\Program Files\\Pay\\PAY.EXE"});
+        QCOMPARE(split_guest_command("\"C:\\\\Apps\\\\X.EXE\""), V{"C:\\Apps\\X.EXE"});
+        QCOMPARE(split_guest_command("  /usr/bin/xterm\t-e  \"echo \\\"hi\\\"\" %U "),
+                 (V{"/usr/bin/xterm", "-e", "echo \"hi\""}));
+        QCOMPARE(split_guest_command("printf 100%% \"%f\""), (V{"printf", "100%", "%f"}));
+        QCOMPARE(split_guest_command("C:\\Apps\\NoProgram here"),
+                 (V{"C:\\Apps\\NoProgram", "here"}));
+        QCOMPARE(split_guest_command(""), V{});
+        QCOMPARE(split_guest_command("\"unterminated"), V{"unterminated"});
     }
 
     void report_filters_exports_and_charts() {

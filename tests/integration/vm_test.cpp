@@ -163,6 +163,15 @@ TEST_CASE("vm: a published app from the guest image opens as a window on the hos
     CHECK(vm["state"] == "running");
     CHECK(vm["image_version"] == 1);
 
+    // The guest listed its apps; the next round reports them to the server for the version
+    // the VM runs, where the console offers them.
+    agent.sync();
+    auto reported = admin->get("/v1/admin/images/legacy/apps");
+    INFO((reported ? reported->dump(2) : reported.error().message) << agent.log_text());
+    REQUIRE(reported);
+    CHECK((*reported)["version"] == 1);
+    CHECK((*reported)["reported_by"]["user"] == "alice");
+
     // A warm launch reuses the running VM.
     auto warm = agent.heirloom({"launch", "terminal", "--json"});
     REQUIRE(warm.exit_code == 0);

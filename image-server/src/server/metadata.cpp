@@ -39,6 +39,16 @@ constexpr std::string_view migrations[] = {
        CREATE INDEX events_received ON events(received);
        CREATE TABLE sessions(token_hash BLOB PRIMARY KEY, user TEXT NOT NULL,
            groups TEXT NOT NULL, admin INTEGER NOT NULL, expires INTEGER NOT NULL);)",
+    // What guests report they hold, per image version (metadata_apps.cpp).
+    R"(CREATE TABLE app_reports(image TEXT NOT NULL, version INTEGER NOT NULL,
+           agent TEXT NOT NULL, user TEXT NOT NULL, reported INTEGER NOT NULL,
+           PRIMARY KEY(image, version));
+       CREATE TABLE reported_apps(image TEXT NOT NULL, version INTEGER NOT NULL,
+           id TEXT NOT NULL, name TEXT NOT NULL, command TEXT NOT NULL,
+           file_types TEXT NOT NULL, icon BLOB, position INTEGER NOT NULL,
+           PRIMARY KEY(image, version, id),
+           FOREIGN KEY(image, version) REFERENCES app_reports(image, version)
+               ON DELETE CASCADE);)",
 };
 
 constexpr std::string_view agent_columns =

@@ -215,7 +215,11 @@ void Service::install(httplib::Server& server) {
     server.set_pre_routing_handler([this](const Request& q, Response& r) {
         bool upload = q.method == "PUT" && q.path.starts_with("/v1/admin/images/");
         bool policy = q.method == "PUT" && q.path == "/v1/admin/policy";
-        std::size_t limit = policy ? policy::max_policy_document : max_json_body;
+        bool apps = q.method == "PUT" && q.path.starts_with("/v1/agent/images/") &&
+                    q.path.ends_with("/apps");
+        std::size_t limit = policy ? policy::max_policy_document
+                            : apps ? max_app_report_body
+                                   : max_json_body;
         std::string length = q.get_header_value("Content-Length");
         std::uint64_t declared = 0;
         auto parsed = std::from_chars(length.data(), length.data() + length.size(), declared);
@@ -257,6 +261,8 @@ void Service::install(httplib::Server& server) {
     server.Get("/v1/agent/policy", bind(&Service::agent_policy));
     server.Get("/v1/agent/images/" + id + "/key", bind(&Service::agent_image_key));
     server.Post("/v1/agent/events", bind(&Service::agent_events));
+    server.Put("/v1/agent/images/" + id + "/versions/([0-9]{1,19})/apps",
+               bind(&Service::agent_app_report));
     server.Get("/v1/images/" + id + "/repo/([A-Za-z0-9._/-]{1,200})", bind(&Service::image_object));
 
     server.Get("/v1/admin/policy", bind(&Service::admin_policy_get));
@@ -272,6 +278,9 @@ void Service::install(httplib::Server& server) {
                bind_reader(&Service::admin_image_upload));
     server.Put("/v1/admin/images/" + id + "/versions/([0-9]{1,19})",
                bind_reader(&Service::admin_image_commit));
+    server.Get("/v1/admin/images/" + id + "/apps", bind(&Service::admin_image_apps));
+    server.Get("/v1/admin/images/" + id + "/versions/([0-9]{1,19})/apps/" + id + "/icon",
+               bind(&Service::admin_app_icon));
     server.Get("/v1/admin/directory/(users|groups)", bind(&Service::admin_directory));
     server.Get("/v1/admin/effective/([^/]{1,256})", bind(&Service::admin_effective));
     server.Get("/v1/admin/endpoints", bind(&Service::admin_endpoints));

@@ -9,6 +9,7 @@
 #include "heirloom/common/bytes.hpp"
 #include "heirloom/common/file.hpp"
 #include "heirloom/policy/model.hpp"
+#include "heirloom/server/app_report.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -99,6 +100,18 @@ struct SessionRecord {
     std::int64_t expires = 0;
 };
 
+// The apps a guest reported for one image version, and which endpoint relayed them when.
+struct AppReport {
+    std::string image;
+    std::uint64_t version = 0;
+    std::string agent;
+    std::string user;
+    std::string hostname; // of the agent, when it is still known
+    std::int64_t reported = 0;
+    std::vector<ReportedApp> apps; // icons left out when listing; has_icon says which have one
+    std::vector<bool> has_icon;
+};
+
 struct EventFilter {
     std::int64_t since = 0; // received at or after
     std::int64_t until = 0; // received before; 0 = no bound
@@ -148,6 +161,16 @@ class Metadata {
     Status add_events(const AgentRecord& agent, const std::vector<Event>& events,
                       std::int64_t received);
     Result<std::vector<EventRecord>> events(const EventFilter& filter);
+
+    // Keeps report's apps for its image version, replacing an earlier report for that version.
+    Status save_app_report(const AppReport& report);
+    // The report for image at version, or at the newest version that has one; icons are left
+    // out (has_icon tells).
+    Result<std::optional<AppReport>> app_report(std::string_view image,
+                                                std::optional<std::uint64_t> version);
+    // The icon of one reported app, if it has one.
+    Result<std::optional<Bytes>> app_icon(std::string_view image, std::uint64_t version,
+                                          std::string_view id);
 
   private:
     explicit Metadata(sqlite3* db) : db_(db) {}

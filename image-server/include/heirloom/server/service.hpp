@@ -5,7 +5,8 @@
 //
 //   anyone                 GET /v1/server, POST /v1/login, POST /v1/enrol
 //   an enrolled agent      its user's signed policy, image keys and objects of the images
-//                          assigned to that user, event reports
+//                          assigned to that user, event reports, the apps guests of those
+//                          images hold
 //   a logged-in user       objects of the images assigned to them
 //   the admin group        everything under /v1/admin
 //
@@ -92,6 +93,11 @@ class Service {
     void agent_image_key(const Request& request, Response& response);
     void agent_events(const Request& request, Response& response);
     void image_object(const Request& request, Response& response);
+
+    // What guests hold (routes_apps.cpp).
+    void agent_app_report(const Request& request, Response& response);
+    void admin_image_apps(const Request& request, Response& response);
+    void admin_app_icon(const Request& request, Response& response);
 
     // Routes for admins (routes_admin.cpp, routes_images.cpp).
     void admin_policy_get(const Request& request, Response& response);
