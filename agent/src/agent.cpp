@@ -3,6 +3,7 @@
 #include "heirloom/agent/app_report.hpp"
 #include "heirloom/agent/workspace_vm.hpp"
 #include "heirloom/client/api_client.hpp"
+#include "heirloom/common/events.hpp"
 #include "heirloom/common/url.hpp"
 #include "heirloom/shell/menu.hpp"
 #include "heirloom/trim/image_reader.hpp"
@@ -263,6 +264,11 @@ struct Agent::Impl {
 
     void event(std::string type, const std::string& workspace, const std::string& image,
                std::optional<std::uint64_t> version, std::string message) {
+        if (!is_agent_event_type(type)) {
+            // The server refuses a batch holding a type it does not know: send it as an error.
+            message = type + ": " + message;
+            type = "error";
+        }
         Json e = {{"type", std::move(type)}, {"time", clock.now()}};
         if (!workspace.empty())
             e["workspace"] = workspace;

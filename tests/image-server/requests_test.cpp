@@ -1,10 +1,14 @@
 // The parsers for what clients send the server: strict, bounded, and never fooled.
 
+#include "heirloom/common/events.hpp"
+#include "heirloom/common/file.hpp"
 #include "heirloom/server/config.hpp"
 #include "heirloom/server/image_store.hpp"
 #include "heirloom/server/requests.hpp"
 
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <regex>
 
 using namespace heirloom;
 using namespace heirloom::server;
@@ -68,6 +72,28 @@ TEST_CASE("requests: event reports", "[server][requests]") {
     for (std::size_t i = 0; i <= max_events_per_report; ++i)
         many += std::string(i ? "," : "") + R"({"type":"launch","time":1})";
     CHECK_FALSE(parse_events(many + "]}"));
+}
+
+// An agent whose event the server refused would hold back every event queued behind it.
+TEST_CASE("requests: the server takes every event type an agent sends", "[server][requests]") {
+    for (std::string_view type : agent_event_types) {
+        INFO(type);
+        CHECK(parse_events(R"({"events":[{"type":")" + std::string(type) + R"(","time":1}]})"));
+    }
+    // Every event("...") the agent's sources name is in the shared list.
+    std::regex literal(R"re(\bevent\("([a-z-]+)")re");
+    std::size_t seen = 0;
+    for (const auto& file : std::filesystem::directory_iterator(
+             std::filesystem::path(HEIRLOOM_SOURCE_DIR) / "agent" / "src")) {
+        auto text = read_text_file(file.path(), 1 << 22);
+        REQUIRE(text);
+        for (std::sregex_iterator m(text->begin(), text->end(), literal), end; m != end;
+             ++m, ++seen) {
+            INFO(file.path().filename().string() << ": " << (*m)[1]);
+            CHECK(is_agent_event_type((*m)[1].str()));
+        }
+    }
+    CHECK(seen > 10);
 }
 
 TEST_CASE("requests: bearer tokens", "[server][requests]") {

@@ -1,6 +1,7 @@
 #include "heirloom/server/requests.hpp"
 
 #include "heirloom/common/crypto.hpp"
+#include "heirloom/common/events.hpp"
 #include "heirloom/common/json.hpp"
 #include "heirloom/policy/json.hpp"
 #include "heirloom/policy/model.hpp"
@@ -12,11 +13,6 @@
 
 namespace heirloom::server {
 namespace {
-
-constexpr std::array<std::string_view, 11> event_types = {
-    "sync-started",   "sync-done",     "sync-failed",   "launch", "launch-failed", "exit",
-    "policy-refused", "lease-warning", "lease-expired", "wiped",  "error",
-};
 
 Result<Json> parse_body(std::string_view body) {
     if (body.size() > max_json_body)
@@ -91,7 +87,7 @@ Result<Credentials> parse_enrol(std::string_view body) {
 }
 
 bool known_event_type(std::string_view type) {
-    return std::find(event_types.begin(), event_types.end(), type) != event_types.end();
+    return is_agent_event_type(type);
 }
 
 Result<std::vector<Event>> parse_events(std::string_view body) {
