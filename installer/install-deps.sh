@@ -29,6 +29,10 @@ packages=(
   # xdg-open and gio (libglib2.0-bin), and screenshot lxpanel's XDG menu under Xvfb;
   # notify-send tells a user launching from the menu why a launch was refused
   libpng-dev desktop-file-utils xdg-utils libglib2.0-bin lxpanel libnotify-bin
+  # Windows programs (docs/guest-image.md): the Win32 test program PAYROLL.EXE is built with
+  # mingw-w64 (32-bit), the guest image's Wine build strips Wine's DLLs with binutils' strip, and
+  # makensis makes the NSIS installer that tests the installer path of --windows-apps
+  g++-mingw-w64-i686 binutils nsis
 )
 
 if [ "$(id -u)" -ne 0 ]; then
