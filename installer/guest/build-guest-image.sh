@@ -193,7 +193,7 @@ while read -r line; do
 done <"$recipe/packages.list"
 [ ${#packages[@]} -gt 0 ] || die "$recipe/packages.list names no packages"
 if [ -n "$apps" ]; then
-  tree_files+=(wine-packages.list wine-hooks.sh wine-prefix.py)
+  tree_files+=(wine-packages.list wine-exclude.list wine-hooks.sh wine-prefix.py)
   while read -r line; do
     read -r -a words <<<"${line%%#*}"
     packages+=("${words[@]}")
@@ -201,17 +201,23 @@ if [ -n "$apps" ]; then
 fi
 
 dpkg_filters=()
-while read -r verb pattern rest; do
-  case "$verb" in
-  '' | \#*) continue ;;
-  exclude | include | remove)
-    [[ -n "$pattern" && -z "$rest" ]] || die "exclude.list: bad line: $verb $pattern $rest"
-    ;;
-  *) die "exclude.list: lines start with exclude, include or remove, not: $verb" ;;
-  esac
-  # `remove` lines are read by tree-hooks.sh.
-  [ "$verb" = remove ] || dpkg_filters+=("--dpkgopt=path-$verb=$pattern")
-done <"$recipe/exclude.list"
+read_filters() { # read_filters LIST: its exclude/include lines as dpkg path filters
+  local verb pattern rest
+  while read -r verb pattern rest; do
+    case "$verb" in
+    '' | \#*) continue ;;
+    exclude | include | remove)
+      [[ -n "$pattern" && -z "$rest" ]] || die "$1: bad line: $verb $pattern $rest"
+      ;;
+    *) die "$1: lines start with exclude, include or remove, not: $verb" ;;
+    esac
+    # `remove` lines of exclude.list are read by tree-hooks.sh.
+    [[ "$verb" != remove || "$1" = exclude.list ]] || die "$1: remove lines belong in exclude.list"
+    [ "$verb" = remove ] || dpkg_filters+=("--dpkgopt=path-$verb=$pattern")
+  done <"$recipe/$1"
+}
+read_filters exclude.list
+[ -z "$apps" ] || read_filters wine-exclude.list
 
 mmdebstrap_args=(
   --variant=minbase
