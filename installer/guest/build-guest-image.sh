@@ -89,6 +89,12 @@ agent=$(realpath "$agent")
 if [ -n "$apps" ]; then
   [[ -d "$apps" && -r "$apps" ]] || die "--windows-apps $apps is not a readable folder"
   apps=$(realpath "$apps")
+  # Under QEMU 7.2's TCG with -cpu max (what the agent runs when KVM is not there), an IRET
+  # back to 32-bit user code reads the user's stack as a supervisor access: with SMAP on, every
+  # 32-bit Wine process (Wine returns from its system calls with IRET) dies in a kernel oops.
+  # The guest's kernel leaves SMAP off (`nosmap` is gone from Linux 6.1); SMEP and the rest
+  # stay.
+  kernel_cmdline+=" clearcpuid=smap"
 fi
 
 # --- steps, timings, failures ---------------------------------------------------------------

@@ -103,7 +103,10 @@ TEST_CASE("vm: a Windows program from the Wine guest image opens as a window on 
 
     test::AgentHome agent;
     agent.add_environment("DISPLAY=" + x.display());
-    agent.write_settings({{"vm_boot_timeout_seconds", 600}, {"vm_idle_suspend_seconds", 600}});
+    // TCG: on machines where /dev/kvm exists but fails (docs/guest-image.md), the probe picks
+    // KVM and QEMU stops at the first instruction.
+    agent.write_settings(
+        {{"vm_boot_timeout_seconds", 600}, {"vm_idle_suspend_seconds", 600}, {"accel", "tcg"}});
     REQUIRE(agent.start());
     auto login = agent.heirloom({"login", "--server", server.url(), "--user", "alice", "--ca-file",
                                  server.ca_file().string()},
@@ -125,7 +128,7 @@ TEST_CASE("vm: a Windows program from the Wine guest image opens as a window on 
     };
     INFO(cold.out << cold.err);
     REQUIRE(cold.exit_code == 0);
-    std::string window = x.wait_for_window("^Payroll.*\\[Legacy Desk\\]", 180s);
+    std::string window = x.wait_for_window("\\[Legacy Desk\\] Payroll", 180s);
     if (window.empty()) {
         REQUIRE(x.screenshot(test::screenshot_dir() / "wine-no-window.png"));
         FAIL("no Payroll window; " << logs());
@@ -163,7 +166,7 @@ TEST_CASE("vm: a Windows program from the Wine guest image opens as a window on 
 
     // Wine's own Notepad, beside it.
     REQUIRE(agent.heirloom({"launch", "notepad"}).exit_code == 0);
-    CHECK_FALSE(x.wait_for_window("Notepad.*\\[Legacy Desk\\]", 90s).empty());
+    CHECK_FALSE(x.wait_for_window("\\[Legacy Desk\\].*Notepad", 90s).empty());
     std::this_thread::sleep_for(2s);
     REQUIRE(x.screenshot(test::screenshot_dir() / "wine-windows.png"));
 
