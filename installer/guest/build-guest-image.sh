@@ -238,6 +238,7 @@ mmdebstrap_args=(
 if [ -n "$apps" ]; then
   # The Wine image: i386 multiarch for wine32, then the prefix and the programs, after
   # tree-hooks.sh (which makes the user).
+  # shellcheck disable=SC2054 # amd64,i386 is one mmdebstrap argument
   mmdebstrap_args+=(
     --architectures=amd64,i386
     --customize-hook="\"$recipe/wine-hooks.sh\" \"\$1\" \"$apps\""

@@ -88,12 +88,14 @@ make_prefix() {
   say "Wine prefix made in $((SECONDS - t0)) s"
 }
 
-# kind_of FOLDER: what the folder holds: "args FILE", "msi FILE", "nsis FILE", "inno FILE",
+# kind_of FOLDER: what the folder holds: "args", "msi FILE", "nsis FILE", "inno FILE",
 # "portable", or "unknown FILE" (an installer we cannot run unattended).
 kind_of() {
-  local dir=$1 f found=() kind
+  local dir=$1 f found=() kind words=()
   if [ -f "$dir/heirloom-install.args" ]; then
-    echo args
+    # The one word `portable`: copy the folder even if a file in it looks like an installer.
+    read -r -a words < <(grep -v '^[[:space:]]*\(#\|$\)' "$dir/heirloom-install.args" | tr -d '\r')
+    if [ "${words[*]:-}" = portable ]; then echo portable; else echo args; fi
     return
   fi
   while IFS= read -r -d '' f; do
@@ -161,6 +163,7 @@ install_apps() {
     portable)
       say "$folder: portable, copied to C:\\Apps\\$folder"
       cp -r --no-preserve=ownership "$dir" "$tree$build_prefix/drive_c/Apps/$folder"
+      rm -f "$tree$build_prefix/drive_c/Apps/$folder/heirloom-install.args"
       chown -R "$guest_uid:$guest_uid" "$tree$build_prefix/drive_c/Apps/$folder"
       ;;
     unknown*)
