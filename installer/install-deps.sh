@@ -29,9 +29,11 @@ packages=(
   # xdg-open and gio (libglib2.0-bin), and screenshot lxpanel's XDG menu under Xvfb;
   # notify-send tells a user launching from the menu why a launch was refused
   libpng-dev desktop-file-utils xdg-utils libglib2.0-bin lxpanel libnotify-bin
-  # icons of Windows programs (agent/pe_icon.cmake): heirloom-guest writes their PNGs with zlib,
-  # linked from its static archive; the tests build small Windows programs with mingw-w64
-  zlib1g-dev g++-mingw-w64-i686
+  # Windows programs: heirloom-guest writes the PNGs of their icons with zlib, linked from its
+  # static archive (agent/pe_icon.cmake); the tests build small Windows programs and the Win32
+  # test program PAYROLL.EXE with mingw-w64 (32-bit); the Wine guest image strips Wine's DLLs
+  # with binutils' strip (docs/guest-image.md)
+  zlib1g-dev g++-mingw-w64-i686 binutils
 )
 
 if [ "$(id -u)" -ne 0 ]; then

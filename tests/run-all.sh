@@ -2,8 +2,9 @@
 # Sets up a fresh Debian 12 machine and runs every test: the unit and integration suite
 # (release build, warnings as errors), the same suite under AddressSanitizer and
 # UndefinedBehaviorSanitizer, the fuzz targets for a bounded time, and the format check. The
-# guest image the VM tests boot is built (and cached) in build/guest/. Last, the Debian packages
-# are built and installed, upgraded and removed in a throwaway Debian 12 root.
+# guest images the VM tests boot are built (and cached) in build/guest/ and, with Wine and the
+# Win32 test program, in build/guest-wine/. Last, the Debian packages are built and installed,
+# upgraded and removed in a throwaway Debian 12 root.
 # Usage: bash tests/run-all.sh   (HEIRLOOM_FUZZ_SECONDS=N to change the fuzz time per target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,18 @@ bash installer/guest/build-guest-image.sh --out build/guest --guest-agent build/
 # it) and save their screenshots in build/screenshots/.
 export HEIRLOOM_GUEST_IMAGE=$root/build/guest/guest.vhd
 export HEIRLOOM_SCREENSHOT_DIR=$root/build/screenshots
+
+step "Wine guest image (--windows-apps build/windows-apps, cached in build/guest-wine)"
+# The Windows-application tests boot a second image: the default one plus Wine and the Win32
+# test program PAYROLL.EXE, which the release build made with mingw-w64.
+if [ ! -f build/windows-apps/Payroll/PAYROLL.EXE ]; then
+  echo "build/windows-apps/Payroll/PAYROLL.EXE is missing: the Win32 test program needs" \
+    "i686-w64-mingw32-g++ (Debian package g++-mingw-w64-i686, installer/install-deps.sh)" >&2
+  exit 1
+fi
+bash installer/guest/build-guest-image.sh --out build/guest-wine \
+  --guest-agent build/bin/heirloom-guest --windows-apps build/windows-apps
+export HEIRLOOM_WINE_GUEST_IMAGE=$root/build/guest-wine/guest.vhd
 
 step "sanitizer build (ASan + UBSan)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHEIRLOOM_SANITIZE=ON >/dev/null

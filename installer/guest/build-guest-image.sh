@@ -4,12 +4,15 @@
 # written as a dynamic VHD. Used by the demo and the VM tests; docs/guest-image.md explains
 # the recipe, the disk layout and the cache.
 #
-# Usage: build-guest-image.sh --out DIR --guest-agent PATH [--size-mib N] [--force]
+# Usage: build-guest-image.sh --out DIR --guest-agent PATH [--windows-apps DIR] [--size-mib N]
+#                             [--force]
 #
 # Writes DIR/guest.vhd and DIR/guest.json. The root tree (mmdebstrap) is cached in DIR/cache/
 # under a hash of the recipe files; the disk is made again only when the tree, the guest
 # agent, rootfs/ or this script changed, so a second run with nothing changed takes well
-# under a second.
+# under a second. With --windows-apps the image also carries Wine (32-bit) and a Wine prefix
+# holding the Windows programs of that folder (wine-packages.list, wine-hooks.sh); without it
+# the recipe, and so its cache key, is exactly the default image's.
 set -euo pipefail
 
 recipe=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,18 +32,22 @@ root_label=heirloom-root
 
 usage() {
   cat <<EOF
-Usage: $(basename "$0") --out DIR --guest-agent PATH [--size-mib N] [--force]
+Usage: $(basename "$0") --out DIR --guest-agent PATH [--windows-apps DIR] [--size-mib N] [--force]
 
 Builds DIR/guest.vhd (a bootable Debian 12 guest disk, dynamic VHD) and DIR/guest.json.
 
   --out DIR            where guest.vhd, guest.json and the cache (DIR/cache) go
   --guest-agent PATH   the heirloom-guest program, installed as /usr/local/bin/heirloom-guest
+  --windows-apps DIR   also install Wine (32-bit) and the Windows programs of DIR, one per
+                       folder: a portable program is copied to C:\Apps\<folder>, an installer
+                       (.msi, NSIS, Inno Setup) runs unattended (docs/guest-image.md)
   --size-mib N         size of the virtual disk in MiB (default: what the files need plus
                        about 10 % free, rounded up to 64 MiB)
   --force              build the root tree and the disk again even when the cache is current
 
 Environment: HEIRLOOM_GUEST_MIRROR (default $mirror),
-             HEIRLOOM_GUEST_SECURITY_MIRROR (default $security_mirror).
+             HEIRLOOM_GUEST_SECURITY_MIRROR (default $security_mirror),
+             HEIRLOOM_WINE_INSTALL_TIMEOUT (seconds per installer, default 600).
 Needs root, or user namespaces for mmdebstrap's unshare mode plus fakeroot.
 EOF
 }
@@ -48,6 +55,7 @@ EOF
 out=
 agent=
 size_mib=
+apps=
 force=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -55,6 +63,8 @@ while [ $# -gt 0 ]; do
   --out=*) out=${1#*=}; shift ;;
   --guest-agent) agent=${2:?--guest-agent needs a path}; shift 2 ;;
   --guest-agent=*) agent=${1#*=}; shift ;;
+  --windows-apps) apps=${2:?--windows-apps needs a directory}; shift 2 ;;
+  --windows-apps=*) apps=${1#*=}; shift ;;
   --size-mib) size_mib=${2:?--size-mib needs a number}; shift 2 ;;
   --size-mib=*) size_mib=${1#*=}; shift ;;
   --force) force=1; shift ;;
@@ -76,6 +86,16 @@ if [ -n "$size_mib" ]; then
     die "--size-mib must be a number of MiB, at least 128"
 fi
 agent=$(realpath "$agent")
+if [ -n "$apps" ]; then
+  [[ -d "$apps" && -r "$apps" ]] || die "--windows-apps $apps is not a readable folder"
+  apps=$(realpath "$apps")
+  # Under QEMU 7.2's TCG with -cpu max (what the agent runs when KVM is not there), an IRET
+  # back to 32-bit user code reads the user's stack as a supervisor access: with SMAP on, every
+  # 32-bit Wine process (Wine returns from its system calls with IRET) dies in a kernel oops.
+  # The guest's kernel leaves SMAP off (`nosmap` is gone from Linux 6.1); SMEP and the rest
+  # stay.
+  kernel_cmdline+=" clearcpuid=smap"
+fi
 
 # --- steps, timings, failures ---------------------------------------------------------------
 
@@ -128,6 +148,8 @@ for tool in "mmdebstrap mmdebstrap" "sfdisk fdisk" "mkfs.vfat dosfstools" "sysli
   # shellcheck disable=SC2086 # two words: command and package
   require $tool
 done
+# wine-hooks.sh strips Wine's PE DLLs with the host's strip.
+[ -z "$apps" ] || require strip binutils
 mbr_bin=/usr/lib/syslinux/mbr/mbr.bin
 [ -f "$mbr_bin" ] || die "$mbr_bin is missing: install the Debian package syslinux-common"
 
@@ -176,19 +198,32 @@ while read -r line; do
   packages+=("${words[@]}")
 done <"$recipe/packages.list"
 [ ${#packages[@]} -gt 0 ] || die "$recipe/packages.list names no packages"
+if [ -n "$apps" ]; then
+  tree_files+=(wine-packages.list wine-exclude.list wine-hooks.sh wine-prefix.py)
+  while read -r line; do
+    read -r -a words <<<"${line%%#*}"
+    packages+=("${words[@]}")
+  done <"$recipe/wine-packages.list"
+fi
 
 dpkg_filters=()
-while read -r verb pattern rest; do
-  case "$verb" in
-  '' | \#*) continue ;;
-  exclude | include | remove)
-    [[ -n "$pattern" && -z "$rest" ]] || die "exclude.list: bad line: $verb $pattern $rest"
-    ;;
-  *) die "exclude.list: lines start with exclude, include or remove, not: $verb" ;;
-  esac
-  # `remove` lines are read by tree-hooks.sh.
-  [ "$verb" = remove ] || dpkg_filters+=("--dpkgopt=path-$verb=$pattern")
-done <"$recipe/exclude.list"
+read_filters() { # read_filters LIST: its exclude/include lines as dpkg path filters
+  local verb pattern rest
+  while read -r verb pattern rest; do
+    case "$verb" in
+    '' | \#*) continue ;;
+    exclude | include | remove)
+      [[ -n "$pattern" && -z "$rest" ]] || die "$1: bad line: $verb $pattern $rest"
+      ;;
+    *) die "$1: lines start with exclude, include or remove, not: $verb" ;;
+    esac
+    # `remove` lines of exclude.list are read by tree-hooks.sh.
+    [[ "$verb" != remove || "$1" = exclude.list ]] || die "$1: remove lines belong in exclude.list"
+    [ "$verb" = remove ] || dpkg_filters+=("--dpkgopt=path-$verb=$pattern")
+  done <"$recipe/$1"
+}
+read_filters exclude.list
+[ -z "$apps" ] || read_filters wine-exclude.list
 
 mmdebstrap_args=(
   --variant=minbase
@@ -199,20 +234,43 @@ mmdebstrap_args=(
   "${dpkg_filters[@]}"
   --essential-hook="\"$recipe/tree-hooks.sh\" essential \"\$1\""
   --customize-hook="\"$recipe/tree-hooks.sh\" customize \"\$1\""
-  "$suite"
 )
+if [ -n "$apps" ]; then
+  # The Wine image: i386 multiarch for wine32, then the prefix and the programs, after
+  # tree-hooks.sh (which makes the user).
+  # shellcheck disable=SC2054 # amd64,i386 is one mmdebstrap argument
+  mmdebstrap_args+=(
+    --architectures=amd64,i386
+    --customize-hook="\"$recipe/wine-hooks.sh\" \"\$1\" \"$apps\""
+  )
+fi
+mmdebstrap_args+=("$suite")
+security_suite=$suite-security
+if [ -n "$apps" ]; then
+  # amd64 and i386 copies of a library must be the same version, so both architectures come
+  # from one set of suites: bookworm and bookworm-updates, and bookworm-security only when
+  # HEIRLOOM_GUEST_WINE_SECURITY_SUITE names it. On the mirror used here its i386 index does
+  # not match its Release file (and oldstable-security has expired), and a mix of suites
+  # across the two architectures breaks the installation. docs/guest-image.md says more.
+  security_suite=${HEIRLOOM_GUEST_WINE_SECURITY_SUITE:-}
+fi
 mirrors=(
   "deb $mirror $suite main"
   "deb $mirror $suite-updates main"
-  "deb $security_mirror $suite-security main"
 )
+[ -z "$security_suite" ] || mirrors+=("deb $security_mirror $security_suite main")
 
 tree_key=$(
   {
     echo "heirloom guest tree 1"
     printf '%s\n' "${mmdebstrap_args[@]//"$recipe"/RECIPE}" "${mirrors[@]}"
     hash_files "${tree_files[@]}"
-  } | sha256sum | cut -c1-16
+    if [ -n "$apps" ]; then
+      # The programs: file names and contents (not where the folder is).
+      echo "heirloom wine apps 1"
+      (cd "$apps" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
+    fi
+  } | if [ -n "$apps" ]; then sed "s|$apps|APPS|g"; else cat; fi | sha256sum | cut -c1-16
 )
 agent_sha=$(sha256sum <"$agent" | cut -c1-64)
 disk_key=$(
@@ -261,8 +319,13 @@ if [ "$force" = 1 ] || [ ! -d "$tree_dir" ]; then
   # sync-in/sync-out), so a recipe change or a failed build does not download everything
   # again; apt-get autoclean drops the versions the mirror no longer has.
   status=0
+  # The Wine image: Wine's 32-bit Unix libraries find ntdll.so next to them through Wine's
+  # loader, not through a RUNPATH; tree-hooks.sh's library check (ldd in the chroot) is told
+  # where they are so that it still checks them (and tree-hooks.sh stays the default's).
+  hook_env=()
+  [ -z "$apps" ] || hook_env=(LD_LIBRARY_PATH=/usr/lib/i386-linux-gnu/wine/i386-unix)
   # shellcheck disable=SC2016 # "$1" in a hook is the tree, expanded by mmdebstrap's shell
-  TMPDIR=$cache mmdebstrap --mode="$run_mode" --format=tar --skip=download/empty \
+  env "${hook_env[@]}" TMPDIR="$cache" mmdebstrap --mode="$run_mode" --format=tar --skip=download/empty \
     --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
     --setup-hook="sync-in \"$cache/debs\" /var/cache/apt/archives/" \
     --customize-hook='chroot "$1" apt-get -q autoclean >/dev/null' \
@@ -322,7 +385,10 @@ for f in "${overlay_files[@]}"; do
   as_root "$state" install -D -o 0 -g 0 -m "$file_mode" "$recipe/$f" "$root/${f#rootfs/}"
 done
 as_root "$state" install -D -o 0 -g 0 -m 0755 "$agent" "$root/usr/local/bin/heirloom-guest"
-dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Package}\t${Version}\n' >"$work/packages.tsv"
+dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Package}:${Architecture}\t${Version}\n' |
+  sed 's/:\(amd64\|all\)\t/\t/' >"$work/packages.tsv"
+wine_json=null
+[ -z "$apps" ] || wine_json=$(cat "$root/opt/heirloom/wine.json")
 
 step "Laying out the disk (MBR: FAT boot partition with SYSLINUX, ext4 root)"
 mib=$((1024 * 1024))
@@ -410,13 +476,14 @@ disk_seconds=$(elapsed "$disk_t0")
 
 GJ_TREE_SECONDS=${tree_seconds:-null} GJ_DISK_SECONDS=$disk_seconds GJ_TREE_KEY=$tree_key \
   GJ_DISK_KEY=$disk_key GJ_SUITE=$suite GJ_MIRROR=$mirror GJ_SECURITY_MIRROR=$security_mirror \
+  GJ_SECURITY_SUITE=$security_suite \
   GJ_KVER=$kver GJ_CMDLINE=$kernel_cmdline GJ_AGENT=$agent GJ_AGENT_SHA=$agent_sha \
   GJ_VHD_BYTES=$vhd_bytes GJ_VIRTUAL_BYTES=$virtual_bytes GJ_BOOT_START=$((boot_start * 512)) \
   GJ_BOOT_BYTES=$((boot_mib * mib)) GJ_ROOT_START=$((root_start * 512)) \
   GJ_ROOT_BYTES=$((root_mib * mib)) GJ_ROOT_USED=$((root_used_kib * 1024)) \
   GJ_TREE_BYTES=$((tree_kib * 1024)) GJ_TREE_FILES=$tree_inodes GJ_KERNEL_BYTES=$kernel_bytes \
   GJ_INITRD_BYTES=$initrd_bytes GJ_BOOT_LABEL=$boot_label GJ_ROOT_LABEL=$root_label \
-  GJ_PARTUUID=$disk_id-02 \
+  GJ_PARTUUID=$disk_id-02 GJ_WINE=$wine_json \
   python3 - "$out/guest.json.partial" "$work/packages.tsv" <<'EOF'
 import datetime, json, os, sys
 e = os.environ
@@ -429,7 +496,8 @@ doc = {
     "build_seconds": {"tree": num("GJ_TREE_SECONDS"), "disk": num("GJ_DISK_SECONDS")},
     "keys": {"tree": e["GJ_TREE_KEY"], "disk": e["GJ_DISK_KEY"]},
     "debian": {"suite": e["GJ_SUITE"], "mirror": e["GJ_MIRROR"],
-               "security_mirror": e["GJ_SECURITY_MIRROR"]},
+               "security_mirror": e["GJ_SECURITY_MIRROR"],
+               "security_suite": e["GJ_SECURITY_SUITE"]},
     "kernel": {"version": e["GJ_KVER"], "cmdline": e["GJ_CMDLINE"]},
     "guest_agent": {"source": e["GJ_AGENT"], "sha256": e["GJ_AGENT_SHA"],
                     "installed_as": "/usr/local/bin/heirloom-guest"},
@@ -451,6 +519,8 @@ doc = {
         {"number": 2, "start_bytes": num("GJ_ROOT_START"), "bytes": num("GJ_ROOT_BYTES"),
          "type": "ext4", "label": e["GJ_ROOT_LABEL"], "partuuid": e["GJ_PARTUUID"]},
     ],
+    # What wine-hooks.sh put in (null: the default image has no Wine).
+    "wine": json.loads(e["GJ_WINE"]),
     "package_count": len(packages),
     "packages": packages,
 }
