@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run-vm-bench.sh [--image VHD] [--runs N] [--accel auto|kvm|tcg] [--work DIR] [--bin-dir DIR]
-#                 [--only export|launch] [--keep]
+#                 [--only export|launch] [--keep]   (--image build/guest-wine/guest.vhd: Windows too)
 #
 # The workspace VM benchmark, on the guest image (installer/guest/build-guest-image.sh):
 #   export   read throughput of the decrypting NBD export a VM boots from (every 4 KiB block
@@ -12,10 +12,16 @@
 #            on a private Xvfb display: cold start to window (`heirloom launch` with no VM
 #            running, until the app's window is on the display), warm launch to window (VM
 #            running), suspend to disk, and resume from suspend to window (`heirloom launch`
-#            after `heirloom suspend`), each --runs times; KVM or TCG named.
+#            after `heirloom suspend`), each --runs times; KVM or TCG named. On an image built
+#            with --windows-apps (the default when build/guest-wine/guest.vhd exists), the same
+#            three for the Win32 program PAYROLL.EXE under Wine, in the same run, next to the
+#            X11 app's (each record names its app).
+#   images   the guest images' build time (cold tree, disk) and size, with and without Wine,
+#            from the guest.json beside each image.
 # Prints one JSON object per measurement on stdout and a summary on stderr.
 #
-#   --image VHD     the guest image (default build/guest/guest.vhd)
+#   --image VHD     the guest image (default build/guest-wine/guest.vhd when built, else
+#                   build/guest/guest.vhd)
 #   --runs N        measurements of each (default 3)
 #   --accel A       the agent's VM acceleration (default auto: KVM when it really works)
 #   --work DIR      work folder (default /var/tmp/heirloom-bench/vm); its run/ is emptied
@@ -27,6 +33,7 @@ set -Eeuo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 image=$repo/build/guest/guest.vhd
+[[ -f $repo/build/guest-wine/guest.vhd ]] && image=$repo/build/guest-wine/guest.vhd
 runs=3
 accel=auto
 work=/var/tmp/heirloom-bench/vm
@@ -42,7 +49,7 @@ while (($#)); do
     --bin-dir) bin_dir=${2:?}; shift 2 ;;
     --only) only=${2:?}; shift 2 ;;
     --keep) keep=1; shift ;;
-    -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+    -h | --help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
     *) echo "run-vm-bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -166,6 +173,10 @@ measure_launch() {
         "${admin[@]}" app set clock --file - >>"$logs/admin.log" 2>&1
     echo '{"workspace":"legacy-ws","display_name":"Terminal","command":["/usr/bin/xterm"],"icon":"app","file_types":[],"url_patterns":[]}' |
         "${admin[@]}" app set terminal --file - >>"$logs/admin.log" 2>&1
+    if ((wine)); then
+        echo '{"workspace":"legacy-ws","display_name":"Payroll","command":["C:\\Apps\\Payroll\\PAYROLL.EXE"],"icon":"payroll","file_types":[],"url_patterns":[]}' |
+            "${admin[@]}" app set payroll --file - >>"$logs/admin.log" 2>&1
+    fi
     echo '{"workspace":"legacy-ws","principal":{"kind":"group","name":"finance"},"controls":{"clipboard":"off","file_transfer":"off","printing":"off","removable_media":"off"},"expires_at":0,"offline_limit":86400,"on_expiry":"stop","overriding":false}' |
         "${admin[@]}" assignment set fin --file - >>"$logs/admin.log" 2>&1
 
@@ -197,34 +208,69 @@ measure_launch() {
         done
         return 1
     }
-    local i t cold warm out vm_accel
-    for ((i = 1; i <= runs; i++)); do
-        "${as_alice[@]}" "$bin_dir/heirloom" stop legacy-ws >/dev/null 2>&1 || true
+    # launch_to_window SCENARIO APP PATTERN [resumed]: one launch of APP, timed until its window
+    # shows, recorded as SCENARIO.
+    launch_to_window() {
+        local scenario=$1 app=$2 pattern=$3 t out secs
         t=$(now)
-        out=$("${as_alice[@]}" "$bin_dir/heirloom" launch clock --json 2>>"$logs/launch.log") ||
-            die "cold launch failed (see $logs/launch.log and $logs/agent.log)"
-        cold=$(window_after "$t" 'xclock') || die "no clock window on $display"
+        out=$("${as_alice[@]}" "$bin_dir/heirloom" launch "$app" --json 2>>"$logs/launch.log") ||
+            die "$scenario of $app failed (see $logs/launch.log and $logs/agent.log)"
+        if [[ ${4:-} == resumed && $out != *'"resumed": true'* ]]; then
+            die "the launch of $app after a suspend did not resume: $out"
+        fi
+        secs=$(window_after "$t" "$pattern") || die "no $app window on $display"
         vm_accel=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["accel"])' "$out")
-        record tool=heirloom scenario=cold-start-to-window run="$i" seconds="$cold" accel="$vm_accel"
-        t=$(now)
-        "${as_alice[@]}" "$bin_dir/heirloom" launch terminal --json >>"$logs/launch.log" 2>&1 ||
-            die "warm launch failed (see $logs/launch.log)"
-        warm=$(window_after "$t" 'xterm') || die "no terminal window on $display"
-        record tool=heirloom scenario=warm-launch-to-window run="$i" seconds="$warm" accel="$vm_accel"
+        record tool=heirloom scenario="$scenario" app="$app" run="$i" seconds="$secs" accel="$vm_accel"
+    }
+    # cycle APP PATTERN: cold start, suspend to disk and resume, for one app.
+    cycle() {
+        local app=$1 pattern=$2 t
+        "${as_alice[@]}" "$bin_dir/heirloom" stop legacy-ws >/dev/null 2>&1 || true
+        launch_to_window cold-start-to-window "$app" "$pattern"
         t=$(now)
         "${as_alice[@]}" "$bin_dir/heirloom" suspend legacy-ws >>"$logs/launch.log" 2>&1 ||
             die "suspend failed (see $logs/launch.log and $logs/agent.log)"
-        record tool=heirloom scenario=suspend-to-disk run="$i" seconds="$(since "$t")" \
+        record tool=heirloom scenario=suspend-to-disk app="$app" run="$i" seconds="$(since "$t")" \
             state_bytes="$(stat -c %s "$home/.local/share/heirloom/overlays/legacy-ws.state")"
-        t=$(now)
-        out=$("${as_alice[@]}" "$bin_dir/heirloom" launch clock --json 2>>"$logs/launch.log") ||
-            die "launch after suspend failed (see $logs/launch.log)"
-        [[ $out == *'"resumed": true'* ]] || die "the launch after a suspend did not resume: $out"
-        warm=$(window_after "$t" 'xclock') || die "no clock window after the resume"
-        record tool=heirloom scenario=resume-from-suspend-to-window run="$i" seconds="$warm" accel="$vm_accel"
+        launch_to_window resume-from-suspend-to-window "$app" "$pattern" resumed
+    }
+    local i vm_accel
+    for ((i = 1; i <= runs; i++)); do
+        cycle clock 'xclock'
+        launch_to_window warm-launch-to-window terminal 'xterm'
+        if ((wine)); then
+            launch_to_window warm-launch-to-window payroll '] Payroll'
+            cycle payroll '] Payroll'
+        fi
     done
 }
 
+# ---- images: build time and size of the guest images, with and without Wine -----------------
+measure_images() {
+    local variant json
+    for variant in guest guest-wine; do
+        json=$repo/build/$variant/guest.json
+        [[ -f $json ]] || { log "no $json: build-guest-image.sh has not built $variant"; continue; }
+        python3 - "$json" "$variant" "$results" <<'PY'
+import json, sys
+doc, variant, results = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+row = {"bench": "run-vm-bench", "tool": "build-guest-image", "scenario": "guest-image",
+       "variant": "wine" if doc.get("wine") else "default",
+       "tree_build_seconds": doc["build_seconds"]["tree"],
+       "disk_build_seconds": doc["build_seconds"]["disk"],
+       "vhd_bytes": doc["sizes"]["vhd_bytes"], "virtual_bytes": doc["sizes"]["virtual_bytes"],
+       "root_used_bytes": doc["sizes"]["root_used_bytes"], "packages": doc["package_count"]}
+line = json.dumps(row)
+print(line)
+open(results, "a").write(line + "\n")
+PY
+    done
+}
+
+wine=0
+python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1])).get("wine") else 1)' \
+    "${image%.vhd}.json" 2>/dev/null && wine=1
+measure_images
 [[ $only == launch ]] || measure_export
 [[ $only == export ]] || measure_launch
 python3 "$here/tools/vm_report.py" "$results" >&2

@@ -9,9 +9,11 @@
 # lacks), a workspace assigned to a group, and an endpoint of user alice enrolling, receiving
 # her signed policy and syncing the image through the server, while a user without the
 # assignment is refused. Finally the workspace VM: the demo guest image (Debian, Xpra, X11 apps,
-# heirloom-guest; built once and cached in build/guest) pushed and published, synced by alice's
-# agent, and xclock launched from it as a seamless window: on your display when DISPLAY works,
-# else on a private Xvfb, with a screenshot saved either way.
+# Wine with the Win32 program Payroll that the build makes with mingw-w64, heirloom-guest; built
+# once and cached in build/guest-wine) pushed and published, synced by alice's agent, and
+# xclock, then the Windows programs Payroll and Wine's Notepad launched from it as seamless
+# windows: on your display when DISPLAY works, else on a private Xvfb, with a screenshot saved
+# either way.
 # Usage: bash installer/demo.sh [WORK_DIR]   (default: build/demo; a second run reuses it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +35,8 @@ command -v bc >/dev/null || { echo "bc is missing"; exit 1; }
 
 step "Building Heirloom into build/bin"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C build heirloom-image heirloom-server heirloom-admin heirloom-agent heirloom heirloom-guest >/dev/null
+ninja -C build heirloom-image heirloom-server heirloom-admin heirloom-agent heirloom heirloom-guest \
+  payroll_exe >/dev/null
 mkdir -p "$work"
 cd "$work"
 
@@ -178,17 +181,23 @@ echo "contractor asks for the key: HTTP $(curl -s -o /dev/null -w '%{http_code}'
 admin endpoints
 admin report | tail -n 5
 
-step "The demo guest image: Debian 12, Xpra, X11 apps and heirloom-guest (built once, cached in build/guest)"
-bash "$root/installer/guest/build-guest-image.sh" --out "$root/build/guest" --guest-agent "$bin/heirloom-guest"
+step "The demo guest image: Debian 12, Xpra, X11 apps, Wine with Payroll, heirloom-guest (cached in build/guest-wine)"
+bash "$root/installer/guest/build-guest-image.sh" --out "$root/build/guest-wine" \
+  --guest-agent "$bin/heirloom-guest" --windows-apps "$root/build/windows-apps"
 
-step "Admin: pushes the guest image as 'desk' and publishes its clock and terminal to finance"
-admin image push desk "$root/build/guest/guest.vhd"
+step "Admin: pushes the guest image as 'desk' and publishes a clock, a terminal and two Windows programs"
+admin image push desk "$root/build/guest-wine/guest.vhd"
 echo '{"display_name":"Legacy Desk","image":"desk","persistence":"revertible","memory_mib":512,"frame_colour":"#cc3300","network":{"mode":"nat"}}' \
   | admin workspace set desk --file -
 echo '{"workspace":"desk","display_name":"Clock","command":["/usr/bin/xclock"],"icon":"xclock","file_types":[],"url_patterns":[]}' \
   | admin app set clock --file -
 echo '{"workspace":"desk","display_name":"Terminal","command":["/usr/bin/xterm"],"icon":"xterm","file_types":[],"url_patterns":[]}' \
   | admin app set terminal --file -
+# Windows programs are published by their Windows path; they run under Wine in the guest.
+echo '{"workspace":"desk","display_name":"Payroll","command":["C:\\Apps\\Payroll\\PAYROLL.EXE"],"icon":"payroll","file_types":["text/plain"],"url_patterns":[]}' \
+  | admin app set payroll --file -
+echo '{"workspace":"desk","display_name":"Notepad","command":["C:\\windows\\notepad.exe"],"icon":"wine-notepad","file_types":[],"url_patterns":[]}' \
+  | admin app set notepad --file -
 echo '{"workspace":"desk","principal":{"kind":"group","name":"finance"},"controls":{"clipboard":"host-to-guest","file_transfer":"off","printing":"off","removable_media":"off"},"expires_at":0,"offline_limit":604800,"on_expiry":"stop","overriding":false}' \
   | admin assignment set finance-desk --file -
 
@@ -200,17 +209,36 @@ for entry in "$work"/agent/home/.local/share/applications/heirloom-desk-*.deskto
   [ -f "$entry" ] && sed -n 's/^Name=/  /p; s/^Exec=/    runs: /p' "$entry"
 done
 
+# wait_window PATTERN: waits (up to 3 minutes) for a visible window whose title matches.
+wait_window() {
+  local w
+  for _ in $(seq 1800); do
+    w=$(DISPLAY=$demo_display xdotool search --onlyvisible --name "$1" 2>/dev/null | head -n 1)
+    [ -n "$w" ] && { echo "$w"; return 0; }
+    sleep 0.1
+  done
+  return 1
+}
+
 step "Launching the published app 'clock': its VM boots (hidden), its window appears on $demo_display"
 as_alice "$bin/heirloom" launch clock
-for _ in $(seq 600); do
-  DISPLAY=$demo_display xdotool search --onlyvisible --name 'Legacy Desk' >/dev/null 2>&1 && break
-  sleep 0.1
-done
-window=$(DISPLAY=$demo_display xdotool search --onlyvisible --name 'Legacy Desk' | head -n 1)
-[ -n "$window" ] || { echo "no window of the workspace appeared (see $work/agent/run/heirloom/vms/desk/)"; exit 1; }
+window=$(wait_window 'Legacy Desk.*xclock') ||
+  { echo "no window of the workspace appeared (see $work/agent/run/heirloom/vms/desk/)"; exit 1; }
 echo "window on $demo_display: \"$(DISPLAY=$demo_display xdotool getwindowname "$window")\""
 printf 'the window is up %.1fs after the demo started\n' "$(echo "$(date +%s.%N) - $t0" | bc)"
-sleep 2 # let it paint
+
+step "Launching the Windows programs 'payroll' (built with mingw-w64) and Wine's 'notepad' in the running VM"
+for app in payroll:Payroll notepad:Notepad; do
+  t_app=$(date +%s.%N)
+  as_alice "$bin/heirloom" launch "${app%%:*}"
+  window=$(wait_window "Legacy Desk.*${app#*:}") ||
+    { echo "no ${app#*:} window appeared (see $work/agent/run/heirloom/vms/desk/)"; exit 1; }
+  printf 'window on %s: "%s", %.1fs after the launch\n' "$demo_display" \
+    "$(DISPLAY=$demo_display xdotool getwindowname "$window")" "$(echo "$(date +%s.%N) - $t_app" | bc)"
+done
+echo "alice's menu entry for Payroll (its icon comes from PAYROLL.EXE, as the guest reported it):"
+sed -n 's/^Name=/  /p; s/^Icon=/    icon: /p' "$work"/agent/home/.local/share/applications/heirloom-desk-payroll.desktop
+sleep 2 # let them paint
 DISPLAY=$demo_display import -window root "$work/screenshot.png"
 echo "screenshot: $work/screenshot.png"
 as_alice "$bin/heirloom" status | sed -n '/Legacy Desk/,$p'
@@ -218,7 +246,7 @@ as_alice "$bin/heirloom" status | sed -n '/Legacy Desk/,$p'
 step "Done"
 printf 'Total %.1fs. Everything is in %s.\n' "$(echo "$(date +%s.%N) - $t0" | bc)" "$work"
 if [ -z "$xvfb_pid" ] && [ -t 0 ]; then
-  read -r -p "The clock runs on your display. Press Enter to stop the demo (its VM stops too). "
+  read -r -p "The apps run on your display. Press Enter to stop the demo (its VM stops too). "
 fi
 cat <<NEXT
 

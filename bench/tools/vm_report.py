@@ -28,10 +28,18 @@ def main():
             table.append([f"export / {base}", "", f"{rates['export'] / rates[base]:.2f}", "x", ""])
     for scenario in ("cold-start-to-window", "warm-launch-to-window", "suspend-to-disk",
                      "resume-from-suspend-to-window"):
-        got = [r for r in rows if r.get("scenario") == scenario]
-        if got:
+        for app in sorted({r.get("app", "") for r in rows if r.get("scenario") == scenario}):
+            got = [r for r in rows if r.get("scenario") == scenario and r.get("app", "") == app]
             accel = ",".join(sorted({r.get("accel", "?") for r in got}))
-            table.append([scenario, len(got), f"{statistics.median(r['seconds'] for r in got):.2f}", "s", accel])
+            name = f"{scenario} ({app})" if app else scenario
+            table.append([name, len(got), f"{statistics.median(r['seconds'] for r in got):.2f}", "s", accel])
+    for r in rows:
+        if r.get("scenario") == "guest-image":
+            table.append([f"guest image ({r['variant']}), VHD", 1, f"{r['vhd_bytes'] / 2**20:.0f}", "MiB",
+                          f"{r['packages']} packages"])
+            if r.get("tree_build_seconds") is not None:
+                table.append([f"guest image ({r['variant']}), cold tree build", 1,
+                              f"{r['tree_build_seconds']:.0f}", "s", "mmdebstrap, as last built"])
     for r in rows:
         if r.get("status") == "not-built":
             table.append([r["scenario"], 0, "-", "", r.get("note", "not built")])
