@@ -3,6 +3,7 @@
 #include "heirloom/common/json.hpp"
 
 #include <ctime>
+#include <fstream>
 
 namespace heirloom::agent {
 namespace {
@@ -10,10 +11,11 @@ namespace {
 constexpr std::string_view label = "clock";
 
 std::string current_boot_id() {
-    auto text = read_text_file("/proc/sys/kernel/random/boot_id", 256);
-    if (!text)
-        return {};
-    std::string id = *text;
+    // Read as a stream: procfs files report a size of 0, so read_text_file (which reads the
+    // size stat gives) would always return an empty id, and the anchor would never count.
+    std::ifstream in("/proc/sys/kernel/random/boot_id");
+    std::string id;
+    std::getline(in, id);
     while (!id.empty() && (id.back() == '\n' || id.back() == ' '))
         id.pop_back();
     return id;

@@ -111,9 +111,20 @@ TEST_CASE("removable media: an offline endpoint imports a seed, then syncs only 
              (server.data_dir() / "images" / "payroll" / "repo").string(), "--name", "payroll",
              "--version", "1", "--out", (media_root / "old").string(), "--quiet"});
         REQUIRE(old.exit_code == 0);
-        std::this_thread::sleep_for(7s); // the agent looks for media every 5 s
-        Json after = test::AgentHome::workspace(agent.status(), "payroll-ws");
+        // The agent notices the media (it looks every 5 s), tries them since the server is
+        // unreachable, and refuses the older version: the refusal is what shows it looked.
+        Json after;
+        for (int i = 0; i < 600; ++i) {
+            after = test::AgentHome::workspace(agent.status(), "payroll-ws");
+            if (after.value("last_error", std::string()).find("refusing to go back") !=
+                std::string::npos)
+                break;
+            std::this_thread::sleep_for(100ms);
+        }
         INFO(after.dump(2) << agent.log_text());
+        CHECK_THAT(after.value("last_error", std::string()),
+                   Catch::Contains("version 1") && Catch::Contains("refusing to go back"));
         CHECK(after["current_version"] == 2);
+        CHECK(after["state"] == "ready");
     }
 }

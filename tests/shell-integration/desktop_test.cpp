@@ -8,6 +8,7 @@
 
 #include "heirloom/shell/url_route.hpp"
 #include "shell-integration/shell_fixture.hpp"
+#include "support/skip.hpp"
 #include "support/xvfb.hpp"
 
 #include <algorithm>
@@ -106,20 +107,19 @@ void end_helpers_of(const std::string& marker) {
     }
 }
 
-bool have_desktop_tools() {
+// The first of the desktop's programs that is not installed, or empty.
+std::string missing_desktop_tool() {
     for (std::string p : {"xdg-open", "xdg-mime", "gio", "Xvfb", "desktop-file-validate"})
-        if (!test::have_program(p)) {
-            WARN(p << " is not installed (installer/install-deps.sh)");
-            return false;
-        }
-    return true;
+        if (!test::have_program(p))
+            return p;
+    return {};
 }
 
 } // namespace
 
 TEST_CASE("shell: xdg-open and gio dispatch a file and links through our entries", "[shell]") {
-    if (!have_desktop_tools())
-        return;
+    if (std::string tool = missing_desktop_tool(); !tool.empty())
+        HL_SKIP(tool + " is not installed (installer/install-deps.sh)");
     test::Xvfb x(800, 600);
     REQUIRE(x.running());
     Desktop d;
@@ -186,13 +186,11 @@ TEST_CASE("shell: xdg-open and gio dispatch a file and links through our entries
 
 TEST_CASE("shell: lxpanel's application menu shows the Heirloom submenu with the guests' icons",
           "[shell]") {
-    if (!have_desktop_tools())
-        return;
+    if (std::string tool = missing_desktop_tool(); !tool.empty())
+        HL_SKIP(tool + " is not installed (installer/install-deps.sh)");
     if (!test::have_program("lxpanel") || !test::have_program("xdotool") ||
-        !test::have_program("import")) {
-        WARN("lxpanel, xdotool or ImageMagick is not installed (installer/install-deps.sh)");
-        return;
-    }
+        !test::have_program("import"))
+        HL_SKIP("lxpanel, xdotool or ImageMagick is not installed (installer/install-deps.sh)");
     test::Xvfb x(640, 400);
     REQUIRE(x.running());
     Desktop d;

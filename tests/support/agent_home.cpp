@@ -57,6 +57,10 @@ bool AgentHome::start(const std::string& faketime) {
         env.push_back(std::string("LD_PRELOAD=") + faketime_library);
         env.push_back("FAKETIME=" + faketime);
         env.push_back("FAKETIME_DONT_RESET=1");
+        // Setting the clock (date(1)) moves the wall clock only; without this, libfaketime
+        // sets CLOCK_BOOTTIME to the faked wall time, and the lease clock's boot-time anchor
+        // would see decades pass.
+        env.push_back("FAKETIME_DONT_FAKE_MONOTONIC=1");
         // Under AddressSanitizer the preloaded library comes before ASan's runtime.
         env.push_back("ASAN_OPTIONS=verify_asan_link_order=0");
     }

@@ -165,7 +165,7 @@ NginxServer::NginxServer(const fs::path& root, const TlsFiles* tls) {
     tls_ = tls != nullptr;
     const std::string program = find_program("nginx");
     if (program.empty()) {
-        set_missing("nginx is not installed; skipping the tests that need it");
+        set_missing("nginx is not installed (installer/install-deps.sh installs nginx-light)");
         return;
     }
     fs::create_directories(dir_ / "tmp");
@@ -215,7 +215,7 @@ std::string NginxServer::access_log() const {
 PythonHttpServer::PythonHttpServer(const fs::path& root) {
     const std::string program = find_program("python3");
     if (program.empty()) {
-        set_missing("python3 is not installed; skipping the tests that need it");
+        set_missing("python3 is not installed (installer/install-deps.sh installs it)");
         return;
     }
     start(
@@ -236,7 +236,7 @@ PythonHttpServer::PythonHttpServer(const fs::path& root) {
 
 bool make_test_certificate(const fs::path& dir, TlsFiles& out, std::string& problem) {
     if (!have_program("openssl")) {
-        problem = "openssl is not installed; skipping the HTTPS tests";
+        problem = "openssl is not installed (installer/install-deps.sh installs it)";
         return false;
     }
     out.certificate = dir / "cert.pem";

@@ -43,7 +43,8 @@ int free_port_pair() {
 Slapd::Slapd() {
     if (!have_program("openssl")) {
         state_ = ServerProcess::State::missing;
-        problem_ = "openssl is not installed; skipping the tests that need slapd";
+        problem_ = "openssl is not installed; the tests that need slapd cannot run "
+                   "(installer/install-deps.sh installs it)";
         return;
     }
     TlsFiles tls;
@@ -58,7 +59,9 @@ Slapd::Slapd() {
                            "--stop-with", std::to_string(::getpid())});
         if (r.exit_code == 3) {
             state_ = ServerProcess::State::missing;
-            problem_ = "slapd is not installed; skipping the tests that need it (" + r.err + ")";
+            problem_ = "slapd is not installed (installer/install-deps.sh installs slapd and "
+                       "ldap-utils; " +
+                       r.err + ")";
             return;
         }
         if (r.exit_code == 0) {

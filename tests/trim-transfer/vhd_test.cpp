@@ -1,4 +1,5 @@
 #include "heirloom/trim/vhd.hpp"
+#include "support/skip.hpp"
 #include "support/support.hpp"
 
 #include <algorithm>
@@ -188,7 +189,7 @@ TEST_CASE("VHD geometry follows the specification's CHS algorithm", "[vhd]") {
     CHECK(g.heads == 4);
 
     if (!test::have_program("qemu-img"))
-        return;
+        HL_SKIP("qemu-img is not installed (installer/install-deps.sh installs qemu-utils)");
     // qemu-img computes geometry with the same appendix; it rounds the size up to a whole
     // number of cylinders, so geometry_for that size must give qemu's geometry back.
     test::TempDir dir;
@@ -440,10 +441,8 @@ TEST_CASE("VHD fixed disks read as stored", "[vhd]") {
 }
 
 TEST_CASE("VHD reader reads images qemu-img writes", "[vhd]") {
-    if (!test::have_program("qemu-img")) {
-        WARN("qemu-img not installed; skipping");
-        return;
-    }
+    if (!test::have_program("qemu-img"))
+        HL_SKIP("qemu-img is not installed (installer/install-deps.sh installs qemu-utils)");
     test::TempDir dir;
     const std::string subformat = GENERATE(std::string("dynamic"), std::string("fixed"));
     INFO("subformat " << subformat);
@@ -490,10 +489,9 @@ TEST_CASE("VHD reader reads images qemu-img writes", "[vhd]") {
 }
 
 TEST_CASE("VHD reader reads a dynamic disk qemu-io wrote into", "[vhd]") {
-    if (!test::have_program("qemu-img") || !test::have_program("qemu-io")) {
-        WARN("qemu-img or qemu-io not installed; skipping");
-        return;
-    }
+    if (!test::have_program("qemu-img") || !test::have_program("qemu-io"))
+        HL_SKIP("qemu-img or qemu-io is not installed (installer/install-deps.sh installs "
+                "qemu-utils)");
     test::TempDir dir;
     fs::path path = dir / "d.vhd";
     REQUIRE(test::run({"qemu-img", "create", "-q", "-f", "vpc", "-o", "subformat=dynamic",
@@ -516,10 +514,8 @@ TEST_CASE("VHD reader reads a dynamic disk qemu-io wrote into", "[vhd]") {
 }
 
 TEST_CASE("qemu-img reads VHDs our writer makes", "[vhd]") {
-    if (!test::have_program("qemu-img")) {
-        WARN("qemu-img not installed; skipping");
-        return;
-    }
+    if (!test::have_program("qemu-img"))
+        HL_SKIP("qemu-img is not installed (installer/install-deps.sh installs qemu-utils)");
     test::TempDir dir;
     // One size that is no whole number of CHS cylinders (qemu must be told to use the
     // footer's current size, as Hyper-V does) and one that is (qemu reads it as is).
@@ -901,7 +897,7 @@ TEST_CASE("VHD differencing disks are refused", "[vhd]") {
 
 TEST_CASE("VHD of zero size from qemu-img opens and reads nothing", "[vhd]") {
     if (!test::have_program("qemu-img"))
-        return;
+        HL_SKIP("qemu-img is not installed (installer/install-deps.sh installs qemu-utils)");
     test::TempDir dir;
     REQUIRE(test::run({"qemu-img", "create", "-q", "-f", "vpc", "-o", "subformat=dynamic",
                        (dir / "zero.vhd").string(), "0"})
@@ -915,10 +911,8 @@ TEST_CASE("VHD of zero size from qemu-img opens and reads nothing", "[vhd]") {
 }
 
 TEST_CASE("qemu sees the full size of a written VHD whose size CHS cannot express", "[vhd]") {
-    if (!heirloom::test::have_program("qemu-img")) {
-        WARN("qemu-img is not installed");
-        return;
-    }
+    if (!heirloom::test::have_program("qemu-img"))
+        HL_SKIP("qemu-img is not installed (installer/install-deps.sh installs qemu-utils)");
     heirloom::test::TempDir dir;
     const std::uint64_t size = (100ull << 20) + 4096; // not a whole number of cylinders
     auto writer = heirloom::trim::vhd::DynamicWriter::create(dir / "odd.vhd", size);
