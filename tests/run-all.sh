@@ -18,11 +18,12 @@ step() { printf '\n=== %s\n' "$*"; }
 # nginx, libfaketime, qemu-img...; tests/support/skip.hpp) fails instead.
 export HEIRLOOM_REQUIRE_ALL=1
 
-# Runs the test suite of a build folder and says how many tests were skipped, and which.
+# run_suite DIR [CTEST ARGS...]: runs the test suite of a build folder and says how many tests
+# were skipped, and which.
 run_suite() {
   local dir=$1
   shift
-  (cd "$dir" && "$@" ctest --output-on-failure -j "$jobs" --timeout 600) | tee "$dir/ctest.log"
+  (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 600 "$@") | tee "$dir/ctest.log"
   local skipped
   skipped=$(grep -c '(Skipped)' "$dir/ctest.log" || true)
   echo "$dir: $skipped tests skipped"
@@ -87,7 +88,11 @@ for target in build-fuzz/bin/fuzz_*; do
 done
 
 step "test suite under ASan + UBSan"
-run_suite build-asan env ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
+# The Windows-program VM test runs in the release build only: the guest side is the release
+# build's heirloom-guest in either run, and the host side it drives (agent, VM, menu) is the
+# same the sanitized VM test covers; it saves the Wine VM's three minutes here.
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_suite build-asan -E '^windows vm: '
+
 
 step "test suite (release build)"
 run_suite build
