@@ -13,6 +13,11 @@ packages=(
   qemu-utils e2fsprogs python3 curl time bc openssl nginx-light rdiff casync zsync
   # a throwaway OpenLDAP directory for the image server's tests and demo (installer/demo-directory.sh)
   slapd ldap-utils sqlite3
+  # a throwaway Active Directory domain controller for the image server's AD tests
+  # (tests/support/samba-ad.sh): Samba's DC, its provisioning schema, ldbadd/ldbmodify for the
+  # bulk users, and krb5-user (kinit, klist) to check the DC's Kerberos side. winbind is not
+  # needed: the DC runs only its ldap and kdc services.
+  samba samba-ad-dc samba-ad-provision samba-dsdb-modules ldb-tools krb5-user
   faketime # libfaketime: the agent's lease tests move its clock
   wrk # HTTP load generator for bench/run-load-bench.sh
   # the guest image recipe (installer/guest/build-guest-image.sh): the root tree, the SYSLINUX

@@ -1,6 +1,7 @@
 #include "support/heirloom_server.hpp"
 
 #include "heirloom/common/json.hpp"
+#include "heirloom/server/config.hpp"
 
 #include <fstream>
 #include <sstream>
@@ -8,6 +9,10 @@
 namespace heirloom::test {
 
 HeirloomServer::HeirloomServer(const Slapd& slapd, HeirloomServerOptions options)
+    : HeirloomServer(slapd.config(), options) {}
+
+HeirloomServer::HeirloomServer(const server::DirectoryConfig& directory,
+                               HeirloomServerOptions options)
     : data_(dir_ / "data"), config_(dir_ / "server.json"), log_(dir_ / "server.log") {
     tls_ = !options.plain_http;
     std::string program = (bin_dir() / "heirloom-server").string();
@@ -20,32 +25,42 @@ HeirloomServer::HeirloomServer(const Slapd& slapd, HeirloomServerOptions options
         set_missing(problem);
         return;
     }
-    write_file(dir_ / "service.pw", as_bytes("service-secret\n"));
+    write_file(dir_ / "service.pw", as_bytes(directory.bind_password + "\n"));
     fs::permissions(dir_ / "service.pw", fs::perms::owner_read | fs::perms::owner_write,
                     fs::perm_options::replace);
-    auto directory = slapd.config();
+    Json directory_json = {{"type", std::string(server::to_string(directory.type))},
+                           {"uri", directory.uri},
+                           {"tls", std::string(server::to_string(directory.tls))},
+                           {"ca_file", directory.ca_file},
+                           {"base_dn", directory.base_dn},
+                           {"bind_dn", directory.bind_dn},
+                           {"bind_password_file", (dir_ / "service.pw").string()},
+                           {"user_base", directory.user_base},
+                           {"group_base", directory.group_base},
+                           {"user_attribute", directory.user_attribute},
+                           {"user_object_class", directory.user_object_class},
+                           {"user_filter", directory.user_filter},
+                           {"group_attribute", directory.group_attribute},
+                           {"group_object_class", directory.group_object_class},
+                           {"membership", std::string(server::to_string(directory.membership))},
+                           {"timeout_seconds", options.directory_timeout_seconds}};
+    if (!directory.netbios_domain.empty())
+        directory_json["netbios_domain"] = directory.netbios_domain;
     Json config = {
         {"data_dir", data_.string()},
         {"tls_certificate", tls_files_.certificate.string()},
         {"tls_key", tls_files_.key.string()},
         {"log_level", "debug"},
         {"plain_http", options.plain_http},
-        {"directory",
-         {{"uri", directory.uri},
-          {"tls", "start-tls"},
-          {"ca_file", directory.ca_file},
-          {"base_dn", directory.base_dn},
-          {"bind_dn", directory.bind_dn},
-          {"bind_password_file", (dir_ / "service.pw").string()},
-          {"user_base", directory.user_base},
-          {"group_base", directory.group_base},
-          {"timeout_seconds", options.directory_timeout_seconds}}},
+        {"directory", directory_json},
         {"limits",
          {{"membership_cache_seconds", options.membership_cache_seconds},
           {"header_timeout_seconds", options.header_timeout_seconds},
           {"max_connections", options.max_connections},
           {"max_active_requests", options.max_active_requests}}},
     };
+    if (!options.kerberos_keytab.empty())
+        config["kerberos_keytab"] = options.kerberos_keytab.string();
     std::string text = config.dump(2);
     write_file(config_, as_bytes(text));
     launch();
