@@ -9,6 +9,7 @@ packages=(
   # libraries
   libsodium-dev libssl-dev librsync-dev libzstd-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   catch2 libcpp-httplib-dev libldap-dev libsqlite3-dev qt6-base-dev
+  libkrb5-dev # GSSAPI: Kerberos single sign-on between heirloom login and the server
   # tools used by tests and benchmarks
   qemu-utils e2fsprogs python3 curl time bc openssl nginx-light rdiff casync zsync
   # a throwaway OpenLDAP directory for the image server's tests and demo (installer/demo-directory.sh)

@@ -75,7 +75,9 @@ SambaAd::SambaAd() {
             return;
         }
         const fs::path dc = dir_ / ("dc" + std::to_string(attempt));
-        RunResult r = run({"bash", script().string(), "start", dc.string(), tpl.string(), address_,
+        // A shared lock: no other test remakes the template while this one copies it.
+        RunResult r = run({"flock", "-s", "-o", (tpl.parent_path() / "samba-ad.lock").string(),
+                           "bash", script().string(), "start", dc.string(), tpl.string(), address_,
                            "--stop-with", std::to_string(::getpid())});
         if (r.exit_code == 0) {
             dc_ = dc;
