@@ -97,6 +97,8 @@ std::optional<std::string> base64_decode(std::string_view text) {
                 return std::nullopt;
             n = (n << 6) | v;
         }
+        if ((pad == 1 && (n & 0x3) != 0) || (pad == 2 && (n & 0xf) != 0))
+            return std::nullopt; // bits past the end: not the canonical form
         n <<= 6 * pad;
         out += static_cast<char>((n >> 16) & 0xff);
         if (pad < 2)

@@ -1,12 +1,51 @@
 #include "support/heirloom_server.hpp"
 
 #include "heirloom/common/json.hpp"
-#include "heirloom/server/config.hpp"
 
 #include <fstream>
 #include <sstream>
 
 namespace heirloom::test {
+
+namespace {
+
+// The configuration file's names (as in server/config.cpp, which the console's tests, linking
+// this file, do not link).
+std::string type_name(server::DirectoryType type) {
+    switch (type) {
+    case server::DirectoryType::active_directory:
+        return "active-directory";
+    case server::DirectoryType::posix:
+        return "posix";
+    case server::DirectoryType::openldap:
+        break;
+    }
+    return "openldap";
+}
+
+std::string tls_name(server::DirectoryTls tls) {
+    return tls == server::DirectoryTls::ldaps   ? "ldaps"
+           : tls == server::DirectoryTls::plain ? "plain"
+                                                : "start-tls";
+}
+
+std::string membership_name(server::GroupMembership membership) {
+    switch (membership) {
+    case server::GroupMembership::member_of:
+        return "member-of";
+    case server::GroupMembership::group_member:
+        return "group-member";
+    case server::GroupMembership::posix:
+        return "posix";
+    case server::GroupMembership::in_chain:
+        return "in-chain";
+    case server::GroupMembership::automatic:
+        break;
+    }
+    return "automatic";
+}
+
+} // namespace
 
 HeirloomServer::HeirloomServer(const Slapd& slapd, HeirloomServerOptions options)
     : HeirloomServer(slapd.config(), options) {}
@@ -28,9 +67,9 @@ HeirloomServer::HeirloomServer(const server::DirectoryConfig& directory,
     write_file(dir_ / "service.pw", as_bytes(directory.bind_password + "\n"));
     fs::permissions(dir_ / "service.pw", fs::perms::owner_read | fs::perms::owner_write,
                     fs::perm_options::replace);
-    Json directory_json = {{"type", std::string(server::to_string(directory.type))},
+    Json directory_json = {{"type", type_name(directory.type)},
                            {"uri", directory.uri},
-                           {"tls", std::string(server::to_string(directory.tls))},
+                           {"tls", tls_name(directory.tls)},
                            {"ca_file", directory.ca_file},
                            {"base_dn", directory.base_dn},
                            {"bind_dn", directory.bind_dn},
@@ -42,7 +81,7 @@ HeirloomServer::HeirloomServer(const server::DirectoryConfig& directory,
                            {"user_filter", directory.user_filter},
                            {"group_attribute", directory.group_attribute},
                            {"group_object_class", directory.group_object_class},
-                           {"membership", std::string(server::to_string(directory.membership))},
+                           {"membership", membership_name(directory.membership)},
                            {"timeout_seconds", options.directory_timeout_seconds}};
     if (!directory.netbios_domain.empty())
         directory_json["netbios_domain"] = directory.netbios_domain;

@@ -55,7 +55,8 @@ std::optional<std::string> user_of_principal(std::string_view principal, std::st
 // Empty when the DN has no dc= parts.
 std::string realm_of_base_dn(std::string_view base_dn);
 
-// Base64 (RFC 4648, padded) as Negotiate headers carry it; decode refuses anything else.
+// Base64 (RFC 4648, padded, canonical) as Negotiate headers carry it; decode refuses
+// anything else.
 std::string base64_encode(std::string_view bytes);
 std::optional<std::string> base64_decode(std::string_view text);
 
