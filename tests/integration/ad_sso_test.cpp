@@ -83,6 +83,22 @@ TEST_CASE("kerberos single sign-on: a ticket logs in without a password, as the 
         }
     }
 
+    SECTION("SPNEGO, as curl --negotiate and browsers send it") {
+        if (!test::have_program("curl")) {
+            WARN("curl is not installed; skipping");
+            return;
+        }
+        auto r = test::run({"env", "KRB5_CONFIG=" + ad.krb5_conf().string(),
+                            "KRB5CCNAME=FILE:" + alice_cache.string(), "curl", "-sS", "--negotiate",
+                            "-u", ":", "--cacert", server.ca_file().string(), "-X", "POST", "-d",
+                            "{}", server.url() + "/v1/login"});
+        INFO(r.out << r.err << server.log_text().substr(0, 3000));
+        REQUIRE(r.exit_code == 0);
+        auto answer = parse_json(r.out);
+        REQUIRE(answer);
+        CHECK((*answer)["user"] == "alice");
+    }
+
     SECTION("heirloom login with a ticket: no password, no user name") {
         test::AgentHome agent;
         add_kerberos(agent, ad, alice_cache);
