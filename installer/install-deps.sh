@@ -9,10 +9,16 @@ packages=(
   # libraries
   libsodium-dev libssl-dev librsync-dev libzstd-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   catch2 libcpp-httplib-dev libldap-dev libsqlite3-dev qt6-base-dev
+  libkrb5-dev # GSSAPI: Kerberos single sign-on between heirloom login and the server
   # tools used by tests and benchmarks
   qemu-utils e2fsprogs python3 curl time bc openssl nginx-light rdiff casync zsync
   # a throwaway OpenLDAP directory for the image server's tests and demo (installer/demo-directory.sh)
   slapd ldap-utils sqlite3
+  # a throwaway Active Directory domain controller for the image server's AD tests
+  # (tests/support/samba-ad.sh): Samba's DC, its provisioning schema, ldbadd/ldbmodify for the
+  # bulk users, and krb5-user (kinit, klist) to check the DC's Kerberos side. winbind is not
+  # needed: the DC runs only its ldap and kdc services.
+  samba samba-ad-dc samba-ad-provision samba-dsdb-modules ldb-tools krb5-user
   faketime # libfaketime: the agent's lease tests move its clock
   wrk # HTTP load generator for bench/run-load-bench.sh
   # the guest image recipe (installer/guest/build-guest-image.sh): the root tree, the SYSLINUX

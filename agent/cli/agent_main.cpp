@@ -127,16 +127,19 @@ struct Daemon {
             auto text = [&](const char* key) {
                 return request.value(key, std::string());
             };
-            log.info("logging in {} at {}", text("user"), text("server"));
+            const bool sso = !text("negotiate").empty();
+            log.info("logging in {} at {}", sso ? "with Kerberos" : text("user"), text("server"));
             auto done = agent.login(text("server"), text("ca_file"), text("user"), text("password"),
-                                    text("hostname"));
+                                    text("hostname"), text("negotiate"));
             if (!done)
                 return error(done.error());
+            Json enrolment = agent.status().value("enrolment", Json::object());
             std::lock_guard lock(mutex);
             ++requested;
             force = true;
             wake.notify_all();
-            return ok();
+            return ok({{"user", enrolment.is_object() ? enrolment.value("user", std::string())
+                                                      : std::string()}});
         }
         if (command == "logout") {
             auto done = agent.logout();

@@ -5,6 +5,8 @@
 #include "heirloom/agent/vm.hpp"
 #include "heirloom/client/password.hpp"
 #include "heirloom/common/bytes.hpp"
+#include "heirloom/common/url.hpp"
+#include "heirloom/negotiate/negotiate.hpp"
 
 #include <CLI/CLI.hpp>
 #include <ctime>
@@ -107,11 +109,16 @@ int main(int argc, char** argv) {
     bool json = false;
 
     std::string server, user, ca_file, hostname;
+    bool no_kerberos = false;
     auto* login = app.add_subcommand(
-        "login", "enrol this computer with a server as you (password from a prompt or "
-                 "HEIRLOOM_PASSWORD, never the command line)");
+        "login", "enrol this computer with a server as you: with your Kerberos ticket (a domain "
+                 "logon or kinit) when you hold one and the server takes it, else with your "
+                 "password (from a prompt or HEIRLOOM_PASSWORD, never the command line)");
     login->add_option("--server", server, "server URL, https://host:port")->required();
-    login->add_option("--user", user, "your directory user name")->required();
+    login->add_option("--user", user,
+                      "your directory user name (needed for a password login; a Kerberos login "
+                      "takes it from the ticket)");
+    login->add_flag("--no-kerberos", no_kerberos, "use the password even with a Kerberos ticket");
     login->add_option("--ca-file", ca_file, "trust this CA for the server's certificate");
     login->add_option("--hostname", hostname, "this computer's name as the server shows it");
 
@@ -169,24 +176,46 @@ int main(int argc, char** argv) {
     };
 
     if (*login) {
-        auto password = client::read_password("Password for " + user + ": ");
-        if (!password)
-            return fail_with(password.error());
         if (hostname.empty()) {
             char name[256] = {};
             ::gethostname(name, sizeof name - 1);
             hostname = name;
         }
+        const auto logged_in = [&](const Json& answer) {
+            fmt::print("Logged in as {} at {}. Your workspaces sync in the background: heirloom "
+                       "status\n",
+                       answer.value("user", user), server);
+            return 0;
+        };
+        // Single sign-on first: a ticket for the server's HTTP service proves who this is.
+        std::string kerberos_problem;
+        if (auto url = parse_url(server); url && !no_kerberos) {
+            if (auto token = negotiate::client_token(url->host)) {
+                Json request = {{"command", "login"},   {"server", server},
+                                {"user", user},         {"ca_file", ca_file},
+                                {"hostname", hostname}, {"negotiate", *token}};
+                auto answer = call(request, 60);
+                if (answer)
+                    return logged_in(*answer);
+                kerberos_problem = answer.error().message;
+            } else {
+                kerberos_problem = token.error().message;
+            }
+        }
+        if (user.empty())
+            return fail_with(Error{Errc::invalid_argument,
+                                   "cannot log in with Kerberos (" + kerberos_problem +
+                                       "): give --user NAME to log in with your password"});
+        auto password = client::read_password("Password for " + user + ": ");
+        if (!password)
+            return fail_with(password.error());
         Json request = {{"command", "login"}, {"server", server},     {"user", user},
                         {"ca_file", ca_file}, {"hostname", hostname}, {"password", *password}};
         auto answer = call(request, 60);
         std::fill(password->begin(), password->end(), '\0');
         if (!answer)
             return fail_with(answer.error());
-        fmt::print("Logged in as {} at {}. Your workspaces sync in the background: heirloom "
-                   "status\n",
-                   user, server);
-        return 0;
+        return logged_in(*answer);
     }
     if (*launch) {
         Json request = {{"command", "launch"}, {"app", app_id}, {"args", app_args}};

@@ -923,14 +923,22 @@ Result<std::unique_ptr<Agent>> Agent::open(AgentPaths paths, AgentSettings setti
 }
 
 Status Agent::login(const std::string& server, const std::string& ca_file, const std::string& user,
-                    const std::string& password, const std::string& hostname) {
+                    const std::string& password, const std::string& hostname,
+                    const std::string& negotiate) {
     std::lock_guard cycle(impl_->cycle_mutex);
     auto& d = *impl_;
     client::ServerOptions options{server, ca_file, d.settings.network_timeout_seconds};
     auto c = HL_TRY(client::ApiClient::open(options));
     Json info = HL_TRY(c->get("/v1/server"));
-    Json enrolled = HL_TRY(
-        c->post("/v1/enrol", {{"user", user}, {"password", password}, {"hostname", hostname}}));
+    Json enrolled;
+    if (!negotiate.empty()) {
+        c->set_negotiate(negotiate);
+        enrolled = HL_TRY(c->post("/v1/enrol", {{"hostname", hostname}}));
+        c->set_negotiate({});
+    } else {
+        enrolled = HL_TRY(
+            c->post("/v1/enrol", {{"user", user}, {"password", password}, {"hostname", hostname}}));
+    }
     std::string key_hex = HL_TRY(field<std::string>(enrolled, "signing_public_key", "enrolment"));
     if (key_hex != info.value("signing_public_key", std::string()))
         return fail(Errc::crypto, "the server gave two different signing keys");

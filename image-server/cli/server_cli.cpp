@@ -87,9 +87,16 @@ int serve(const Overrides& overrides) {
     limits.minimum_request_rate = config->minimum_request_rate;
     limits.keep_alive_seconds = config->keep_alive_seconds;
     HttpServer server(limits, tls);
-    Service service(ServiceContext{*config, log, **directory, **metadata, **images, *keys, [] {
-                                       return static_cast<std::int64_t>(std::time(nullptr));
-                                   }});
+    std::unique_ptr<negotiate::Acceptor> acceptor;
+    if (!config->kerberos_keytab.empty()) {
+        auto opened = negotiate::Acceptor::open(config->kerberos_keytab);
+        if (!opened)
+            return fail_with(opened.error());
+        acceptor = std::move(*opened);
+    }
+    Service service(ServiceContext{*config, log, **directory, **metadata, **images, *keys,
+                                   [] { return static_cast<std::int64_t>(std::time(nullptr)); },
+                                   acceptor.get()});
     service.install(server);
     server.set_payload_max_length(trim::max_manifest_size);
 

@@ -27,11 +27,37 @@ void add_flags(CLI::App& app, Overrides& o, ConfigFile file) {
     app.add_option("--ldap-bind-password-file", o.ldap_password_file,
                    "file holding the service account's password (never give it on the command "
                    "line)");
+    app.add_option("--directory-type", o.directory_type,
+                   "openldap (default), active-directory or posix: sets the defaults of the "
+                   "attributes, classes and membership below")
+        ->check(CLI::IsMember({"openldap", "active-directory", "posix"}));
     app.add_option("--ldap-membership", o.ldap_membership,
-                   "how groups are found: automatic (default), member-of, group-member, posix")
-        ->check(CLI::IsMember({"automatic", "member-of", "group-member", "posix"}));
+                   "how groups are found: automatic (openldap), member-of, group-member, posix, "
+                   "in-chain (active-directory: nested groups and the primary group)")
+        ->check(CLI::IsMember({"automatic", "member-of", "group-member", "posix", "in-chain"}));
+    app.add_option("--ldap-user-base", o.ldap_user_base, "where users live (default: base DN)");
+    app.add_option("--ldap-group-base", o.ldap_group_base, "where groups live (default: base DN)");
+    app.add_option("--ldap-user-attribute", o.ldap_user_attribute,
+                   "a user's login name (uid; sAMAccountName for active-directory)");
+    app.add_option("--ldap-user-object-class", o.ldap_user_object_class,
+                   "what a user entry is (inetOrgPerson; posixAccount; user)");
+    app.add_option("--ldap-user-filter", o.ldap_user_filter,
+                   "filter a user entry matches, overriding the object class (active-directory: "
+                   "(&(objectCategory=person)(objectClass=user)))");
+    app.add_option("--ldap-group-attribute", o.ldap_group_attribute, "a group's name (cn)");
+    app.add_option("--ldap-group-object-class", o.ldap_group_object_class,
+                   "what a group entry is (openldap: groupOfNames, groupOfUniqueNames or "
+                   "posixGroup; posix: posixGroup; active-directory: group)");
+    app.add_option("--ldap-netbios-domain", o.ldap_netbios_domain,
+                   "active-directory: the DOMAIN users may type as DOMAIN\\name (default: the "
+                   "first dc= of the base DN)");
     app.add_option("--admin-group", o.admin_group,
                    "directory group whose members may administer (default heirloom-admins)");
+    app.add_option("--kerberos-keytab", o.kerberos_keytab,
+                   "Kerberos single sign-on: the keytab of the server's HTTP/host service "
+                   "principal (exported from the domain); without it, passwords only");
+    app.add_option("--kerberos-realm", o.kerberos_realm,
+                   "the realm of users' tickets (default: from the base DN, DC=a,DC=b is A.B)");
     app.add_option("--max-connections", o.max_connections,
                    "connections open at once; more are refused (default 10000)");
     app.add_option("--log-level", o.log_level, "debug, info (default), warn or error")
@@ -50,12 +76,31 @@ Status apply_overrides(ServerConfig& c, const Overrides& o) {
     set(c.tls_key, o.tls_key);
     if (o.plain_http)
         c.plain_http = true;
+    if (!o.directory_type.empty()) {
+        const auto type = directory_type_named(o.directory_type);
+        if (!type)
+            return fail(Errc::invalid_argument, "--directory-type " + o.directory_type +
+                                                    ": expected openldap, active-directory or "
+                                                    "posix");
+        if (*type != c.directory.type)
+            apply_directory_profile(c.directory, *type);
+    }
     set(c.directory.uri, o.ldap_uri);
+    set(c.directory.user_base, o.ldap_user_base);
+    set(c.directory.group_base, o.ldap_group_base);
+    set(c.directory.user_attribute, o.ldap_user_attribute);
+    set(c.directory.user_object_class, o.ldap_user_object_class);
+    set(c.directory.user_filter, o.ldap_user_filter);
+    set(c.directory.group_attribute, o.ldap_group_attribute);
+    set(c.directory.group_object_class, o.ldap_group_object_class);
+    set(c.directory.netbios_domain, o.ldap_netbios_domain);
     set(c.directory.ca_file, o.ldap_ca_file);
     set(c.directory.base_dn, o.ldap_base_dn);
     set(c.directory.bind_dn, o.ldap_bind_dn);
     set(c.directory_password_file, o.ldap_password_file);
     set(c.admin_group, o.admin_group);
+    set(c.kerberos_keytab, o.kerberos_keytab);
+    set(c.kerberos_realm, o.kerberos_realm);
     if (o.ldap_uri.starts_with("ldaps://"))
         c.directory.tls = DirectoryTls::ldaps;
     if (o.ldap_tls == "start-tls")
@@ -68,7 +113,8 @@ Status apply_overrides(ServerConfig& c, const Overrides& o) {
         {"automatic", GroupMembership::automatic},
         {"member-of", GroupMembership::member_of},
         {"group-member", GroupMembership::group_member},
-        {"posix", GroupMembership::posix}};
+        {"posix", GroupMembership::posix},
+        {"in-chain", GroupMembership::in_chain}};
     if (!o.ldap_membership.empty())
         c.directory.membership = memberships.at(o.ldap_membership);
     if (o.max_connections)

@@ -24,7 +24,18 @@ struct Overrides {
     std::string ldap_bind_dn;
     std::string ldap_password_file;
     std::string ldap_membership;
+    std::string directory_type; // a profile: its defaults, under the flags below
+    std::string ldap_user_base;
+    std::string ldap_group_base;
+    std::string ldap_user_attribute;
+    std::string ldap_user_object_class;
+    std::string ldap_user_filter;
+    std::string ldap_group_attribute;
+    std::string ldap_group_object_class;
+    std::string ldap_netbios_domain;
     std::string admin_group;
+    std::string kerberos_keytab;
+    std::string kerberos_realm;
     std::size_t max_connections = 0;
     std::string log_level;
 };
@@ -35,7 +46,8 @@ enum class ConfigFile { read, written };
 // Adds the setting flags to a command.
 void add_flags(CLI::App& app, Overrides& o, ConfigFile file = ConfigFile::read);
 
-// Applies the flags that were given over c.
+// Applies the flags that were given over c. --directory-type sets its type's defaults first
+// when it changes the type (so a configuration of the same type keeps its edits).
 Status apply_overrides(ServerConfig& c, const Overrides& o);
 
 // The configuration file (if any) with the flags over it, checked by finish_config.

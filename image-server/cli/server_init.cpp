@@ -162,7 +162,15 @@ struct Answers {
 Result<Answers> gather(const Overrides& overrides, const InitOptions& o) {
     Answers a;
     ServerConfig& c = a.config;
+    // Run again with --force, init keeps every setting of the file that no flag changes.
+    if (o.force && fs::exists(o.config_out))
+        if (auto existing = load_config(o.config_out))
+            c = std::move(*existing);
+    const std::string kept_bind_dn = c.directory.bind_dn;
     HL_TRY(apply_overrides(c, overrides));
+    // Another service account needs its own password: asked for again below.
+    if (c.directory.bind_dn != kept_bind_dn && overrides.ldap_password_file.empty())
+        c.directory_password_file.clear();
     a.self_signed_host = o.self_signed_host;
     bool asking = o.ask == Ask::always || (o.ask == Ask::automatic && isatty(STDIN_FILENO));
     bool tls_given = c.plain_http || (!c.tls_certificate.empty() && !c.tls_key.empty());
@@ -286,15 +294,26 @@ bool report_directory(const ServerConfig& config, const std::string& user, std::
         say(out, "directory", "FAILED: " + directory.error().message);
         return false;
     }
-    say(out, "directory", (*directory)->describe());
-    auto groups = (*directory)->search_groups("", 1000);
+    say(out, "directory",
+        (*directory)->describe() + " (" + std::string(to_string(config.directory.type)) + ")");
+    constexpr std::size_t enough = 10000;
+    auto users = (*directory)->search_users("", enough);
+    if (!users) {
+        say(out, "users", "FAILED to search: " + users.error().message);
+        return false;
+    }
+    say(out, "users",
+        fmt::format("{}{} found{}", users->size(), users->size() >= enough ? " or more" : "",
+                    users->empty() ? " (check user_base, user_attribute and the user filter)"
+                                   : ""));
+    auto groups = (*directory)->search_groups("", enough);
     if (!groups) {
         say(out, "groups", "FAILED to search: " + groups.error().message);
         return false;
     }
     bool admin_found = false;
     for (const auto& g : *groups)
-        admin_found = admin_found || g.name == config.admin_group;
+        admin_found = admin_found || same_group_name(config.directory, g.name, config.admin_group);
     say(out, "groups",
         fmt::format("{} found; admin group {}: {}", groups->size(), config.admin_group,
                     admin_found ? "found" : "NOT FOUND (create it, or give --admin-group)"));

@@ -1,7 +1,9 @@
 // Fuzzes everything the server parses from the network and from its configuration file: the
-// JSON request bodies, the Authorization header, query parameters, object paths in URLs and
-// version numbers. The first byte picks the parser; any input must give a value or an error,
-// never a crash, and what is accepted must keep the promises the routes rely on.
+// JSON request bodies (and a Kerberos login's), the Authorization header and Negotiate tokens,
+// query parameters, object paths in URLs and version numbers. The first byte picks the parser; any
+// input must give a value or an error, never a crash, and what is accepted must keep the promises
+// the routes rely on.
+#include "heirloom/negotiate/negotiate.hpp"
 #include "heirloom/server/config.hpp"
 #include "heirloom/server/image_store.hpp"
 #include "heirloom/server/requests.hpp"
@@ -43,7 +45,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size == 0)
         return 0;
     std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
-    switch (data[0] % 10) {
+    switch (data[0] % 12) {
     case 0:
         if (auto c = parse_login(text))
             check(!c->password.empty() && !c->user.empty());
@@ -86,6 +88,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             if (parse_listen(text, host, port))
                 check(port >= 0 && port <= 65535);
         }
+        break;
+    case 9:
+        if (auto hostname = parse_negotiated(text, (data[0] & 0x80) != 0))
+            check((data[0] & 0x80) ? !hostname->empty() : hostname->empty());
+        break;
+    case 10:
+        // Negotiate tokens: what decodes encodes back the same; a principal's user has no
+        // realm or service part in it.
+        if (auto bytes = negotiate::base64_decode(text))
+            check(negotiate::base64_encode(*bytes) == text);
+        if (auto user = negotiate::user_of_principal(text, "HEIRLOOM.TEST"))
+            check(!user->empty() && user->find_first_of("@/\\") == std::string::npos);
         break;
     default:
         (void)parse_config(text);

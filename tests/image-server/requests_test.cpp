@@ -48,6 +48,20 @@ TEST_CASE("requests: logins and enrolments", "[server][requests]") {
     CHECK_FALSE(parse_login(std::string(2u << 20, ' ')));
 }
 
+TEST_CASE("requests: the body of a Kerberos login or enrolment", "[server][requests][kerberos]") {
+    CHECK(parse_negotiated("", false) == std::string());
+    CHECK(parse_negotiated("{}", false) == std::string());
+    CHECK(parse_negotiated(R"({"hostname":"pc-1"})", true) == std::string("pc-1"));
+    // The user comes from the ticket: a body naming one, or a password, is refused.
+    for (const char* bad : {R"({"user":"alice"})", R"({"password":"pw"})", "[]", "{", "\"x\"",
+                            R"({"hostname":"pc"})"})
+        CHECK_FALSE(parse_negotiated(bad, false));
+    for (const char* bad : {"{}", R"({"hostname":""})", R"({"hostname":"pc\r\n1"})",
+                            R"({"hostname":1})", R"({"hostname":"pc","user":"alice"})"})
+        CHECK_FALSE(parse_negotiated(bad, true));
+    CHECK_FALSE(parse_negotiated(std::string(2u << 20, ' '), true));
+}
+
 TEST_CASE("requests: event reports", "[server][requests]") {
     auto ok = parse_events(
         R"({"events":[{"type":"sync-done","time":10,"workspace":"ws","image":"payroll","version":7,"message":"fine"},{"type":"launch","time":11}]})");

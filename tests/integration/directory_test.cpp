@@ -252,6 +252,29 @@ TEST_CASE("directory: search_users and search_groups treat filter metacharacters
     CHECK(names(directory->search_groups("", 1)).size() == 1);
 }
 
+TEST_CASE("directory: searches come in pages, past the directory's per-search size limit",
+          "[directory][slapd]") {
+    Slapd slapd;
+    HL_SKIP_UNLESS_RUNNING(slapd);
+    // The demo directory answers at most 500 entries to a search, but any number in pages.
+    std::string ldif;
+    for (int i = 0; i < 600; ++i) {
+        const std::string uid = "many" + std::to_string(1000 + i);
+        ldif += ldif_entry({"dn: uid=" + uid + "," + people, "objectClass: inetOrgPerson",
+                            "uid: " + uid, "cn: " + uid, "sn: many"});
+    }
+    REQUIRE(slapd.modify(ldif).empty());
+    auto directory = open_or_fail(slapd.config());
+    auto many = names(directory->search_users("many", 5000));
+    CHECK(many.size() == 600);
+    CHECK(many.front() == "many1000");
+    CHECK(many.back() == "many1599");
+    CHECK(names(directory->search_users("many", 550)).size() == 550);
+    CHECK(names(directory->search_users("", 5000)).size() == 606);
+    // Logins and groups are as before.
+    CHECK(groups_of(*directory, "alice", "alice-pw") == Groups{"finance", "staff"});
+}
+
 TEST_CASE("directory: odd directory contents are skipped or refused, never trusted",
           "[directory][slapd]") {
     Slapd slapd;

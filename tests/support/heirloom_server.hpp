@@ -27,12 +27,16 @@ struct HeirloomServerOptions {
     std::size_t max_connections = 10000;
     std::size_t max_active_requests = 256;
     int directory_timeout_seconds = 3;
-    bool plain_http = false; // HTTP instead of HTTPS (the slow-client tests trickle raw bytes)
+    bool plain_http = false;  // HTTP instead of HTTPS (the slow-client tests trickle raw bytes)
+    fs::path kerberos_keytab; // Kerberos single sign-on with these keys; empty: passwords only
 };
 
 class HeirloomServer : public ServerProcess {
   public:
     explicit HeirloomServer(const Slapd& slapd, HeirloomServerOptions options = {});
+    // Bound to any directory (such as SambaAd's config()), every directory setting as given.
+    explicit HeirloomServer(const server::DirectoryConfig& directory,
+                            HeirloomServerOptions options = {});
     ~HeirloomServer() override { stop(); }
 
     // Starts the server again on the same data and port (after stop() or a kill).

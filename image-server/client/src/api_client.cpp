@@ -85,10 +85,16 @@ void ApiClient::set_token(std::string token) {
     token_ = std::move(token);
 }
 
+void ApiClient::set_negotiate(std::string token) {
+    negotiate_ = std::move(token);
+}
+
 Result<std::string> ApiClient::exchange(std::string_view method, std::string_view path,
                                         std::string_view body, std::string_view content_type) {
     httplib::Headers headers;
-    if (!token_.empty())
+    if (!negotiate_.empty())
+        headers.emplace("Authorization", "Negotiate " + negotiate_);
+    else if (!token_.empty())
         headers.emplace("Authorization", "Bearer " + token_);
     std::string target(path);
     std::string what =

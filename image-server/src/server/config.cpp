@@ -80,10 +80,14 @@ template <class E> Handler choice(E& out, std::vector<std::pair<std::string_view
 }
 
 const std::vector<std::pair<std::string_view, GroupMembership>> membership_names = {
-    {"automatic", GroupMembership::automatic},
-    {"member-of", GroupMembership::member_of},
-    {"group-member", GroupMembership::group_member},
-    {"posix", GroupMembership::posix},
+    {"automatic", GroupMembership::automatic},       {"member-of", GroupMembership::member_of},
+    {"group-member", GroupMembership::group_member}, {"posix", GroupMembership::posix},
+    {"in-chain", GroupMembership::in_chain},
+};
+const std::vector<std::pair<std::string_view, DirectoryType>> type_names = {
+    {"openldap", DirectoryType::openldap},
+    {"active-directory", DirectoryType::active_directory},
+    {"posix", DirectoryType::posix},
 };
 const std::vector<std::pair<std::string_view, DirectoryTls>> tls_names = {
     {"start-tls", DirectoryTls::start_tls},
@@ -98,6 +102,20 @@ std::string_view to_string(GroupMembership membership) {
         if (value == membership)
             return name;
     return "?";
+}
+
+std::string_view to_string(DirectoryType type) {
+    for (const auto& [name, value] : type_names)
+        if (value == type)
+            return name;
+    return "?";
+}
+
+std::optional<DirectoryType> directory_type_named(std::string_view name) {
+    for (const auto& [known, value] : type_names)
+        if (known == name)
+            return value;
+    return std::nullopt;
 }
 
 std::string_view to_string(DirectoryTls tls) {
@@ -132,7 +150,13 @@ Result<ServerConfig> parse_config(std::string_view text) {
     std::string listen;
     std::string level;
     DirectoryConfig& d = c.directory;
+    // The type's defaults first, so that the keys below override them whatever their order.
+    if (doc.is_object() && doc.contains("directory") && doc["directory"].is_object() &&
+        doc["directory"].contains("type") && doc["directory"]["type"].is_string())
+        if (auto type = directory_type_named(doc["directory"]["type"].get<std::string>()))
+            apply_directory_profile(d, *type);
     std::map<std::string, Handler> directory = {
+        {"type", choice(d.type, type_names)},
         {"uri", string_value(d.uri)},
         {"tls", choice(d.tls, tls_names)},
         {"ca_file", string_value(d.ca_file)},
@@ -143,7 +167,10 @@ Result<ServerConfig> parse_config(std::string_view text) {
         {"group_base", string_value(d.group_base)},
         {"user_attribute", string_value(d.user_attribute)},
         {"user_object_class", string_value(d.user_object_class)},
+        {"user_filter", string_value(d.user_filter)},
         {"group_attribute", string_value(d.group_attribute)},
+        {"group_object_class", string_value(d.group_object_class)},
+        {"netbios_domain", string_value(d.netbios_domain)},
         {"membership", choice(d.membership, membership_names)},
         {"timeout_seconds", number(d.timeout_seconds, 1, 120)},
     };
@@ -165,6 +192,8 @@ Result<ServerConfig> parse_config(std::string_view text) {
         {"tls_key", path_value(c.tls_key)},
         {"plain_http", flag(c.plain_http)},
         {"admin_group", string_value(c.admin_group)},
+        {"kerberos_keytab", path_value(c.kerberos_keytab)},
+        {"kerberos_realm", string_value(c.kerberos_realm)},
         {"log_level", string_value(level)},
         {"directory",
          [&](const Json& v, const std::string& path) {
@@ -210,6 +239,7 @@ Json config_to_json(const ServerConfig& c) {
                                                     {LogLevel::warn, "warn"},
                                                     {LogLevel::error, "error"}};
     Json directory = {
+        {"type", std::string(to_string(d.type))},
         {"uri", d.uri},
         {"tls", std::string(to_string(d.tls))},
         {"ca_file", d.ca_file},
@@ -219,10 +249,14 @@ Json config_to_json(const ServerConfig& c) {
         {"group_base", d.group_base},
         {"user_attribute", d.user_attribute},
         {"user_object_class", d.user_object_class},
+        {"user_filter", d.user_filter},
         {"group_attribute", d.group_attribute},
+        {"group_object_class", d.group_object_class},
         {"membership", std::string(to_string(d.membership))},
         {"timeout_seconds", d.timeout_seconds},
     };
+    if (!d.netbios_domain.empty())
+        directory["netbios_domain"] = d.netbios_domain;
     if (!c.directory_password_file.empty())
         directory["bind_password_file"] = c.directory_password_file.string();
     Json doc = {
@@ -243,6 +277,10 @@ Json config_to_json(const ServerConfig& c) {
           {"membership_cache_seconds", c.membership_cache_seconds},
           {"min_policy_seconds", c.min_policy_seconds}}},
     };
+    if (!c.kerberos_keytab.empty())
+        doc["kerberos_keytab"] = c.kerberos_keytab.string();
+    if (!c.kerberos_realm.empty())
+        doc["kerberos_realm"] = c.kerberos_realm;
     if (!c.tls_certificate.empty())
         doc["tls_certificate"] = c.tls_certificate.string();
     if (!c.tls_key.empty())

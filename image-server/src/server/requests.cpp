@@ -82,6 +82,18 @@ Result<Credentials> parse_login(std::string_view body) {
     return parse_credentials(body, false);
 }
 
+Result<std::string> parse_negotiated(std::string_view body, bool enrol) {
+    Json doc = HL_TRY(parse_body(body.empty() ? std::string_view("{}") : body));
+    if (!enrol) {
+        HL_TRY(only_keys(doc, "", {}));
+        return std::string();
+    }
+    HL_TRY(only_keys(doc, "", {"hostname"}));
+    std::string hostname = HL_TRY(string_field(doc, "hostname", policy::limits::host_length));
+    HL_TRY(policy::check_name(hostname, "hostname"));
+    return hostname;
+}
+
 Result<Credentials> parse_enrol(std::string_view body) {
     return parse_credentials(body, true);
 }

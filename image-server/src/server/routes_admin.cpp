@@ -202,7 +202,8 @@ void Service::admin_effective(const Request& request, Response& response) {
     auto revision = current_policy();
     if (!revision)
         return send_error(response, revision.error());
-    auto effective = policy::evaluate((*revision)->set, user->name, user->groups, ctx_.now());
+    auto effective = evaluate_policy(ctx_.config.directory, (*revision)->set, user->name,
+                                     user->groups, ctx_.now());
     Json doc = policy::to_json(effective);
     doc["groups"] = user->groups;
     doc["revision"] = (*revision)->revision;

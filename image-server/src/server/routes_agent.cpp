@@ -7,6 +7,8 @@
 #include "heirloom/server/service.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <optional>
 
 namespace heirloom::server {
 namespace {
@@ -42,18 +44,83 @@ void Service::server_info(const Request&, Response& response) {
                          {"signing_public_key", to_hex(ctx_.keys.public_key)}});
 }
 
-void Service::login(const Request& request, Response& response) {
-    auto credentials = parse_login(request.body);
-    if (!credentials)
-        return send_error(response, credentials.error());
-    auto user = ctx_.directory.authenticate(credentials->user, credentials->password);
-    if (!user) {
-        ctx_.log.info("login refused for a user: {}", errc_name(user.error().code));
-        return send_error(response, login_error(user.error()));
+namespace {
+
+// The token of "Authorization: Negotiate TOKEN" (the scheme in any case), if that is the header.
+std::optional<std::string_view> negotiate_token(const std::string& header) {
+    constexpr std::string_view scheme = "negotiate ";
+    if (header.size() <= scheme.size())
+        return std::nullopt;
+    for (std::size_t i = 0; i < scheme.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(header[i])) != scheme[i])
+            return std::nullopt;
+    return std::string_view(header).substr(scheme.size());
+}
+
+} // namespace
+
+Result<DirectoryUser> Service::login_user(const Request& request, Response& response, bool enrol,
+                                          std::string& hostname, bool& sso) {
+    const std::string what = enrol ? "enrolment" : "login";
+    const std::string header = request.get_header_value("Authorization");
+    sso = false;
+    if (auto token = negotiate_token(header)) {
+        sso = true;
+        hostname = HL_TRY(parse_negotiated(request.body, enrol));
+        if (ctx_.negotiate == nullptr)
+            return fail(Errc::crypto, "this server does not take Kerberos logins: log in with "
+                                      "your password");
+        // The reason a ticket is refused is for this log; the caller may use the password.
+        const auto refused = [&](const std::string& reason) {
+            ctx_.log.info("Kerberos {} refused: {}", what, reason);
+            return Error{Errc::crypto,
+                         "your Kerberos ticket was not accepted: log in with your password"};
+        };
+        auto accepted = ctx_.negotiate->accept(*token);
+        if (!accepted)
+            return std::unexpected(refused(accepted.error().message));
+        if (!accepted->reply.empty())
+            response.set_header("WWW-Authenticate", "Negotiate " + accepted->reply);
+        const std::string realm = ctx_.config.kerberos_realm.empty()
+                                      ? negotiate::realm_of_base_dn(ctx_.config.directory.base_dn)
+                                      : ctx_.config.kerberos_realm;
+        auto name = negotiate::user_of_principal(accepted->principal, realm);
+        if (!name)
+            return std::unexpected(
+                refused("principal " + accepted->principal + " is not a user of realm " + realm));
+        auto user = ctx_.directory.lookup(*name);
+        if (!user && user.error().code != Errc::network)
+            return std::unexpected(refused(user.error().message));
+        if (!user)
+            return std::unexpected(login_error(user.error()));
+        return user;
     }
+    Credentials credentials;
+    if (enrol) {
+        credentials = HL_TRY(parse_enrol(request.body));
+        hostname = credentials.hostname;
+    } else {
+        credentials = HL_TRY(parse_login(request.body));
+    }
+    auto user = ctx_.directory.authenticate(credentials.user, credentials.password);
+    if (!user) {
+        // The directory's reason (an Active Directory account disabled, locked, expired...)
+        // is for this log only: the caller is told what login_error says.
+        ctx_.log.info("{} refused for a user: {}: {}", what, errc_name(user.error().code),
+                      user.error().message);
+        return std::unexpected(login_error(user.error()));
+    }
+    return user;
+}
+
+void Service::login(const Request& request, Response& response) {
+    std::string hostname;
+    bool sso = false;
+    auto user = login_user(request, response, false, hostname, sso);
+    if (!user)
+        return send_error(response, user.error());
     Caller c{user->name, user->groups, false, std::nullopt};
-    c.admin =
-        std::find(c.groups.begin(), c.groups.end(), ctx_.config.admin_group) != c.groups.end();
+    c.admin = is_admin(c.groups);
     std::string token = new_token('s');
     std::int64_t expires = ctx_.now() + ctx_.config.session_seconds;
     auto hash = crypto::sha256(as_bytes(token));
@@ -67,7 +134,8 @@ void Service::login(const Request& request, Response& response) {
         sessions_[token_hash_hex(token)] = {c, expires};
         memberships_[user->name] = {*user, ctx_.now()};
     }
-    ctx_.log.info("{} logged in{}", c.user, c.admin ? " (admin)" : "");
+    ctx_.log.info("{} logged in{}{}", c.user, sso ? " with Kerberos" : "",
+                  c.admin ? " (admin)" : "");
     send_json(response, {{"token", token},
                          {"user", c.user},
                          {"display_name", user->display_name},
@@ -89,12 +157,11 @@ void Service::logout(const Request& request, Response& response) {
 }
 
 void Service::enrol(const Request& request, Response& response) {
-    auto credentials = parse_enrol(request.body);
-    if (!credentials)
-        return send_error(response, credentials.error());
-    auto user = ctx_.directory.authenticate(credentials->user, credentials->password);
+    std::string hostname;
+    bool sso = false;
+    auto user = login_user(request, response, true, hostname, sso);
     if (!user)
-        return send_error(response, login_error(user.error()));
+        return send_error(response, user.error());
     Bytes id(8);
     crypto::random_bytes(id);
     std::string token = new_token('a');
@@ -103,7 +170,7 @@ void Service::enrol(const Request& request, Response& response) {
     auto hash = crypto::sha256(as_bytes(token));
     agent.token_hash.assign(hash.begin(), hash.end());
     agent.user = user->name;
-    agent.hostname = credentials->hostname;
+    agent.hostname = hostname;
     agent.enrolled = agent.last_contact = ctx_.now();
     if (auto added = ctx_.metadata.add_agent(agent); !added)
         return send_error(response, added.error());
@@ -111,7 +178,8 @@ void Service::enrol(const Request& request, Response& response) {
         std::lock_guard lock(mutex_);
         memberships_[user->name] = {*user, ctx_.now()};
     }
-    ctx_.log.info("endpoint {} ({}) enrolled for {}", agent.id, agent.hostname, agent.user);
+    ctx_.log.info("endpoint {} ({}) enrolled for {}{}", agent.id, agent.hostname, agent.user,
+                  sso ? " with Kerberos" : "");
     send_json(response,
               {{"agent_id", agent.id},
                {"agent_token", token},
@@ -130,7 +198,8 @@ void Service::agent_policy(const Request& request, Response& response) {
     if (!revision)
         return send_error(response, revision.error());
     std::int64_t now = ctx_.now();
-    auto effective = policy::evaluate((*revision)->set, c->user, c->groups, now);
+    auto effective =
+        evaluate_policy(ctx_.config.directory, (*revision)->set, c->user, c->groups, now);
     // Valid as long as the longest offline limit, so an agent can run that long offline.
     std::int64_t lifetime = ctx_.config.min_policy_seconds;
     for (const auto& w : effective.workspaces)

@@ -69,6 +69,29 @@ void Service::policy_changed() {
     policy_.reset();
 }
 
+policy::EffectivePolicy evaluate_policy(const DirectoryConfig& directory,
+                                        const policy::PolicySet& set, std::string_view user,
+                                        std::span<const std::string> groups, std::int64_t now) {
+    if (directory.type != DirectoryType::active_directory)
+        return policy::evaluate(set, user, groups, now);
+    const auto lower = [](std::string_view text) {
+        std::string out(text);
+        for (char& c : out)
+            if (c >= 'A' && c <= 'Z')
+                c = static_cast<char>(c - 'A' + 'a');
+        return out;
+    };
+    policy::PolicySet folded = set;
+    for (auto& assignment : folded.assignments)
+        assignment.principal.name = lower(assignment.principal.name);
+    std::vector<std::string> folded_groups;
+    for (const auto& group : groups)
+        folded_groups.push_back(lower(group));
+    policy::EffectivePolicy effective = policy::evaluate(folded, lower(user), folded_groups, now);
+    effective.user = std::string(user);
+    return effective;
+}
+
 Result<DirectoryUser> Service::membership(std::string_view user) {
     std::int64_t now = ctx_.now();
     {
@@ -135,9 +158,14 @@ Result<Caller> Service::caller(const Request& request) {
     if (!user)
         return std::unexpected(std::move(user).error());
     Caller c{user->name, user->groups, false, agent};
-    c.admin =
-        std::find(c.groups.begin(), c.groups.end(), ctx_.config.admin_group) != c.groups.end();
+    c.admin = is_admin(c.groups);
     return c;
+}
+
+bool Service::is_admin(const std::vector<std::string>& groups) const {
+    return std::any_of(groups.begin(), groups.end(), [&](const std::string& group) {
+        return same_group_name(ctx_.config.directory, group, ctx_.config.admin_group);
+    });
 }
 
 Result<Caller> Service::admin(const Request& request) {
@@ -162,7 +190,8 @@ Result<std::set<std::string>> Service::assigned_images(const Caller& caller) {
                 std::max<std::int64_t>(1, ctx_.config.membership_cache_seconds))
             return it->second.images;
     }
-    auto effective = policy::evaluate(revision->set, caller.user, caller.groups, now);
+    auto effective =
+        evaluate_policy(ctx_.config.directory, revision->set, caller.user, caller.groups, now);
     std::set<std::string> images;
     for (const auto& w : effective.workspaces)
         images.insert(w.image.name);

@@ -73,8 +73,11 @@ class Agent {
 
     // Enrols this endpoint for user with the server (password checked by the directory),
     // pins the server's signing key and keeps the agent token sealed. Replaces an enrolment.
+    // With a negotiate token (Kerberos single sign-on, heirloom/negotiate) the token proves
+    // the user instead, and user and password are not used.
     Status login(const std::string& server, const std::string& ca_file, const std::string& user,
-                 const std::string& password, const std::string& hostname);
+                 const std::string& password, const std::string& hostname,
+                 const std::string& negotiate = {});
     // Forgets the user's secrets: token, image keys, cached policy. Image stores stay
     // (encrypted, useless without the keys) so a new login syncs only what changed.
     Status logout();

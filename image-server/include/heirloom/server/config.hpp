@@ -10,6 +10,7 @@
 #include "heirloom/server/directory.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace heirloom::server {
@@ -24,6 +25,8 @@ struct ServerConfig {
     DirectoryConfig directory;
     fs::path directory_password_file; // the service bind password, one line
     std::string admin_group = "heirloom-admins";
+    fs::path kerberos_keytab;   // Kerberos single sign-on (Negotiate): the HTTP/ service's keys
+    std::string kerberos_realm; // users' realm; empty: from directory.base_dn (DC=a,DC=b: A.B)
     std::int64_t session_seconds = 8 * 3600;       // how long an admin or user login lasts
     std::int64_t membership_cache_seconds = 60;    // how long a user's groups are trusted
     std::int64_t min_policy_seconds = 3600;        // shortest signed policy lifetime
@@ -55,5 +58,7 @@ Status parse_listen(std::string_view text, std::string& host, int& port);
 
 std::string_view to_string(GroupMembership membership);
 std::string_view to_string(DirectoryTls tls);
+std::string_view to_string(DirectoryType type); // "openldap", "active-directory", "posix"
+std::optional<DirectoryType> directory_type_named(std::string_view name);
 
 } // namespace heirloom::server

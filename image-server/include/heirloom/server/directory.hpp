@@ -21,13 +21,22 @@ enum class GroupMembership {
     member_of,    // the user entry's memberOf values under group_base (memberOf overlay, AD)
     group_member, // groups whose member (or uniqueMember) attribute holds the user's DN
     posix,        // posixGroup entries whose memberUid holds the user's name
+    in_chain,     // Active Directory: groups holding the user directly or through nested groups
+                  // (the LDAP_MATCHING_RULE_IN_CHAIN rule), and the primary group (primaryGroupID)
 };
+
+// What kind of directory it is. The type sets defaults for the attributes, classes and
+// membership below (apply_directory_profile), and for Active Directory also how logins and
+// group names are read: sAMAccountName, user@upn-suffix and DOMAIN\name log the same user in;
+// group names compare without regard to case; disabled and expired accounts get no policy.
+enum class DirectoryType { openldap, active_directory, posix };
 
 // Transport security. StartTLS is the default for ldap:// URIs; ldaps:// implies Ldaps.
 // Plain is refused unless the operator asks for it explicitly (tests, a loopback directory).
 enum class DirectoryTls { start_tls, ldaps, plain };
 
 struct DirectoryConfig {
+    DirectoryType type = DirectoryType::openldap;
     std::string uri; // "ldap://host:389" or "ldaps://host:636"
     DirectoryTls tls = DirectoryTls::start_tls;
     std::string ca_file;       // trust these CAs for the directory's certificate (empty: system's)
@@ -38,10 +47,22 @@ struct DirectoryConfig {
     std::string group_base;    // where groups live; empty = base_dn
     std::string user_attribute = "uid";              // the login name attribute
     std::string user_object_class = "inetOrgPerson"; // what a user entry is
-    std::string group_attribute = "cn";              // a group's name
+    std::string user_filter; // what a user entry is; empty: (objectClass=user_object_class)
+    std::string group_attribute = "cn"; // a group's name
+    std::string group_object_class;     // empty: groupOfNames, groupOfUniqueNames or posixGroup
+    std::string netbios_domain;         // AD: DOMAIN of DOMAIN\name; empty: base_dn's first dc=
     GroupMembership membership = GroupMembership::automatic;
     int timeout_seconds = 5; // 1 to 300; each call (connect, TLS, binds, searches) ends by then
 };
+
+// Sets the defaults of a directory type: user attribute and object class, user filter, group
+// object class and membership (docs/server.md lists them). Connection settings and bases are
+// left alone.
+void apply_directory_profile(DirectoryConfig& config, DirectoryType type);
+
+// Whether two group names name the same group as the directory compares them: exactly, or for
+// Active Directory without regard to (ASCII) case.
+bool same_group_name(const DirectoryConfig& config, std::string_view a, std::string_view b);
 
 // A user as the directory describes them.
 struct DirectoryUser {
@@ -61,12 +82,15 @@ struct DirectoryEntry {
 // A directory connection factory. Implementations are thread-safe: each call may run on its
 // own connection. Errors: Errc::invalid_argument for an empty password or a bad name (empty,
 // over 256 bytes, control characters, not UTF-8), before any network traffic; Errc::crypto
-// for wrong credentials, an unknown or locked user (one message for all three, "wrong user
-// name or password", so a caller cannot probe which names exist); Errc::not_found from lookup
-// for an unknown user; Errc::network when the directory is down, slow (past timeout_seconds),
-// fails TLS, or refuses the service account or its searches (a server configuration problem,
-// never the user's); Errc::corrupt for a result that makes no sense (a login name matching two
-// entries). Messages never contain a password.
+// for wrong credentials, an unknown, locked, disabled or expired user or one who must change
+// their password (the message starts "wrong user name or password" for all of them; when the
+// directory said why, as Active Directory does, the reason follows after ": " for the server's
+// log, and callers must be shown only the first part); Errc::not_found from lookup for an
+// unknown user; Errc::denied from lookup for a user the directory has disabled or expired;
+// Errc::network when the directory is down, slow (past timeout_seconds), fails TLS, or refuses the
+// service account or its searches (a server configuration problem, never the user's); Errc::corrupt
+// for a result that makes no sense (a login name matching two entries). Messages never contain a
+// password.
 class Directory {
   public:
     virtual ~Directory() = default;

@@ -33,6 +33,9 @@ struct Credentials {
 
 // {"user": "...", "password": "..."}; an empty password is refused here, before any bind.
 Result<Credentials> parse_login(std::string_view body);
+// The body of a Kerberos (Negotiate) login or enrolment: {} or {"hostname": ...}; the user
+// comes from the token. Returns the hostname (empty for a login).
+Result<std::string> parse_negotiated(std::string_view body, bool enrol);
 // {"user": "...", "password": "...", "hostname": "..."}.
 Result<Credentials> parse_enrol(std::string_view body);
 // {"events": [{"type", "time", "workspace", "image", "version", "message"}, ...]}.

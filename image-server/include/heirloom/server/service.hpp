@@ -16,6 +16,8 @@
 
 #include "heirloom/common/json.hpp"
 #include "heirloom/common/log.hpp"
+#include "heirloom/negotiate/negotiate.hpp"
+#include "heirloom/policy/evaluate.hpp"
 #include "heirloom/server/config.hpp"
 #include "heirloom/server/directory.hpp"
 #include "heirloom/server/image_store.hpp"
@@ -41,7 +43,15 @@ struct ServiceContext {
     ImageStore& images;
     const ServerKeys& keys;
     std::function<std::int64_t()> now; // unix seconds
+    // Kerberos single sign-on: accepts "Authorization: Negotiate" logins; none: passwords only.
+    negotiate::Acceptor* negotiate = nullptr;
 };
+
+// policy::evaluate with names compared as the directory compares them: for Active Directory a
+// user or group the policy spells in another case is the same one.
+policy::EffectivePolicy evaluate_policy(const DirectoryConfig& directory,
+                                        const policy::PolicySet& set, std::string_view user,
+                                        std::span<const std::string> groups, std::int64_t now);
 
 // Who is calling, once their token checked out.
 struct Caller {
@@ -80,6 +90,13 @@ class Service {
     Result<Caller> caller(const Request& request);
     Result<Caller> admin(const Request& request);
     Result<DirectoryUser> membership(std::string_view user);
+    // The user of a login or enrolment: the one a Kerberos token in "Authorization: Negotiate"
+    // proves (sso set), else the one whose password the body holds. hostname is the
+    // enrolment's. Errors are logged with their reason and fit for the caller.
+    Result<DirectoryUser> login_user(const Request& request, Response& response, bool enrol,
+                                     std::string& hostname, bool& sso);
+    // True when one of groups is the admin group.
+    bool is_admin(const std::vector<std::string>& groups) const;
     Result<std::set<std::string>> assigned_images(const Caller& caller);
     Result<std::shared_ptr<const PolicyRevision>> current_policy();
     void policy_changed();

@@ -2,12 +2,15 @@
 // binding as the user, and resolves groups through memberOf, member/uniqueMember and memberUid.
 
 #include "../names.hpp"
+#include "active_directory.hpp"
+#include "config_check.hpp"
 #include "dn.hpp"
 #include "heirloom/server/directory.hpp"
 #include "ldap_session.hpp"
 #include "sigpipe_guard.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <ldap.h>
 #include <optional>
 #include <set>
@@ -32,35 +35,10 @@ constexpr std::size_t max_password_bytes = 4096;
 constexpr int max_groups = 10000;
 constexpr std::size_t max_group_reads = 1000; // memberOf values whose DN does not name the group
 constexpr std::size_t max_search_limit = 10000;
-
-// An attribute description as a filter may carry it unescaped: a name (letter, then letters,
-// digits and hyphens) or a numeric OID.
-bool is_attribute_name(std::string_view name) {
-    if (name.empty() || name.size() > 128)
-        return false;
-    const auto alpha = [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    };
-    const auto digit = [](char c) {
-        return c >= '0' && c <= '9';
-    };
-    if (alpha(name[0]))
-        return std::all_of(name.begin(), name.end(),
-                           [&](char c) { return alpha(c) || digit(c) || c == '-'; });
-    bool after_dot = true;
-    for (char c : name) {
-        if (c == '.') {
-            if (after_dot)
-                return false;
-            after_dot = true;
-        } else if (digit(c)) {
-            after_dot = false;
-        } else {
-            return false;
-        }
-    }
-    return !after_dot;
-}
+// Active Directory's matching rule for "member, directly or through nested groups".
+constexpr const char* in_chain_rule = "1.2.840.113556.1.4.1941";
+// Active Directory's bitwise-and rule, and the "account disabled" bit of userAccountControl.
+constexpr const char* not_disabled = "(!(userAccountControl:1.2.840.113556.1.4.803:=2))";
 
 // Why a login name cannot be asked for, checked before any network traffic; empty when fine.
 std::string login_name_problem(std::string_view name) {
@@ -120,10 +98,12 @@ class LdapDirectory final : public Directory {
         LdapSession session = HL_TRY(open_session());
         std::optional<LdapEntry> entry = HL_TRY(find_user(session, user));
         if (!entry)
-            return fail(Errc::crypto, wrong_credentials);
-        const ldap_backend::BindOutcome outcome = HL_TRY(session.bind(entry->dn, password));
+            return fail(Errc::crypto, refused("no user with that name"));
+        std::string rejection;
+        const ldap_backend::BindOutcome outcome =
+            HL_TRY(session.bind(entry->dn, password, &rejection));
         if (outcome == ldap_backend::BindOutcome::rejected)
-            return fail(Errc::crypto, wrong_credentials);
+            return fail(Errc::crypto, refused(ldap_backend::ad_bind_refusal(rejection)));
         // Groups are read as the service account, as lookup reads them.
         HL_TRY(bind_service(session));
         return describe_user(session, *entry, user);
@@ -138,12 +118,23 @@ class LdapDirectory final : public Directory {
         if (!entry)
             return fail(Errc::not_found, "directory " + description_ + " has no user named '" +
                                              std::string(user) + "'");
+        if (active_directory()) {
+            const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+            if (std::string problem = ldap_backend::ad_account_problem(*entry, now);
+                !problem.empty())
+                return fail(Errc::denied, "directory " + description_ + ": the account of '" +
+                                              std::string(user) + "' is " + problem);
+        }
         return describe_user(session, *entry, user);
     }
 
     Result<std::vector<DirectoryEntry>> search_users(std::string_view text,
                                                      std::size_t limit) override {
-        std::string filter = "(&(objectClass=" + config_.user_object_class + ")";
+        std::string filter = "(&" + user_class_filter();
+        if (active_directory())
+            filter += not_disabled; // people who can log in, not krbtgt or left staff
         filter += text.empty() ? "(" + config_.user_attribute + "=*)"
                                : any_name_matches(text, config_.user_attribute);
         filter += ")";
@@ -152,8 +143,7 @@ class LdapDirectory final : public Directory {
 
     Result<std::vector<DirectoryEntry>> search_groups(std::string_view text,
                                                       std::size_t limit) override {
-        std::string filter = "(&(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)"
-                             "(objectClass=posixGroup))";
+        std::string filter = "(&" + group_class_filter();
         filter += text.empty() ? "(" + config_.group_attribute + "=*)"
                                : any_name_matches(text, config_.group_attribute);
         filter += ")";
@@ -163,6 +153,50 @@ class LdapDirectory final : public Directory {
     std::string describe() const override { return description_; }
 
   private:
+    bool active_directory() const { return config_.type == DirectoryType::active_directory; }
+
+    // The message of a refused login: the same for every cause, with the directory's reason
+    // after it for Active Directory (for the server's log, never for the caller).
+    std::string refused(const std::string& reason) const {
+        if (!active_directory() || reason.empty())
+            return wrong_credentials;
+        return std::string(wrong_credentials) + ": " + reason;
+    }
+
+    std::string user_class_filter() const {
+        return config_.user_filter.empty() ? "(objectClass=" + config_.user_object_class + ")"
+                                           : config_.user_filter;
+    }
+
+    std::string group_class_filter() const {
+        if (!config_.group_object_class.empty())
+            return "(objectClass=" + config_.group_object_class + ")";
+        return "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)"
+               "(objectClass=posixGroup))";
+    }
+
+    // The attribute and value a typed login name is looked up by: the user attribute, or for
+    // Active Directory also a user principal name or DOMAIN\name of this domain. Nothing when
+    // the name cannot be one of this directory's users.
+    std::optional<std::pair<std::string, std::string>> login_key(std::string_view typed) const {
+        if (!active_directory())
+            return std::pair{config_.user_attribute, std::string(typed)};
+        const auto login = ldap_backend::parse_ad_login_name(typed);
+        if (!login)
+            return std::nullopt;
+        switch (login->form) {
+        case ldap_backend::AdLoginName::Form::principal:
+            return std::pair{std::string("userPrincipalName"), login->name};
+        case ldap_backend::AdLoginName::Form::down_level:
+            if (!ldap_backend::is_own_domain(config_, login->domain))
+                return std::nullopt;
+            break;
+        case ldap_backend::AdLoginName::Form::account:
+            break;
+        }
+        return std::pair{config_.user_attribute, login->name};
+    }
+
     // A connection with the service bind (or none, for anonymous searches).
     Result<LdapSession> open_session() {
         LdapSession session = HL_TRY(LdapSession::open(config_, description_));
@@ -206,18 +240,25 @@ class LdapDirectory final : public Directory {
 
     // The user's entry, none when no entry has that name, Errc::corrupt when several do.
     Result<std::optional<LdapEntry>> find_user(LdapSession& session, std::string_view user) {
+        const auto key = login_key(user);
+        if (!key)
+            return std::optional<LdapEntry>();
         SearchRequest request;
         request.base = config_.user_base;
-        request.filter = "(&(objectClass=" + config_.user_object_class + ")(" +
-                         config_.user_attribute + "=" + escape_filter_value(user) + "))";
+        request.filter = "(&" + user_class_filter() + "(" + key->first + "=" +
+                         escape_filter_value(key->second) + "))";
         request.attributes = {config_.user_attribute, "cn", "displayName", "memberOf"};
+        if (active_directory())
+            for (const char* more :
+                 {"userAccountControl", "accountExpires", "objectSid", "primaryGroupID"})
+                request.attributes.emplace_back(more);
         request.size_limit = 2;
         SearchResult found = HL_TRY(session.search(request));
         if (found.base_missing)
             return std::unexpected(base_missing(config_.user_base, "user_base").error());
         if (found.entries.size() > 1 || found.truncated)
             return fail(Errc::corrupt, "directory " + description_ + " has several users whose " +
-                                           config_.user_attribute + " is '" + std::string(user) +
+                                           key->first + " is '" + std::string(user) +
                                            "': make login names unique, or change user_attribute");
         if (found.entries.empty())
             return std::optional<LdapEntry>();
@@ -248,7 +289,10 @@ class LdapDirectory final : public Directory {
     Result<DirectoryUser> describe_user(LdapSession& session, const LdapEntry& entry,
                                         std::string_view typed) {
         DirectoryUser user;
-        user.name = HL_TRY(login_name_of(entry, typed));
+        // One canonical name whatever form was typed: the user attribute's value.
+        const auto key = login_key(typed);
+        const bool by_name = key && key->first == config_.user_attribute;
+        user.name = HL_TRY(login_name_of(entry, by_name ? std::string_view(key->second) : typed));
         user.dn = entry.dn;
         user.display_name = display_name_of(entry);
         user.groups = HL_TRY(groups_of(session, entry, user.name));
@@ -270,7 +314,43 @@ class LdapDirectory final : public Directory {
             HL_TRY(add_searched_groups(
                 session, "(&(objectClass=posixGroup)(memberUid=" + escape_filter_value(name) + "))",
                 name, groups));
+        if (how == GroupMembership::in_chain)
+            HL_TRY(add_chained_groups(session, entry, name, groups));
         return std::vector<std::string>(groups.begin(), groups.end());
+    }
+
+    // Active Directory: the groups holding the user directly or through nested groups, the
+    // primary group (Domain Users, which member does not list) and the groups holding that.
+    Status add_chained_groups(LdapSession& session, const LdapEntry& entry, const std::string& name,
+                              std::set<std::string>& groups) {
+        const std::string chained = std::string("(member:") + in_chain_rule + ":=";
+        HL_TRY(add_searched_groups(
+            session, "(&" + group_class_filter() + chained + escape_filter_value(entry.dn) + "))",
+            name, groups));
+        const auto& sids = entry.values("objectSid");
+        const auto& ids = entry.values("primaryGroupID");
+        if (sids.size() != 1 || ids.size() != 1)
+            return {};
+        const auto sid = ldap_backend::primary_group_sid(sids.front(), ids.front());
+        if (!sid)
+            return {};
+        SearchRequest request;
+        request.base = config_.group_base;
+        request.filter = "(&" + group_class_filter() +
+                         "(objectSid=" + ldap_backend::binary_filter_value(*sid) + "))";
+        request.attributes = {config_.group_attribute};
+        request.size_limit = 1;
+        SearchResult found = HL_TRY(session.search(request));
+        for (const auto& group : found.entries) {
+            if (std::string group_name = group_name_of(group); !group_name.empty())
+                groups.insert(group_name);
+            if (!group.dn.empty())
+                HL_TRY(add_searched_groups(session,
+                                           "(&" + group_class_filter() + chained +
+                                               escape_filter_value(group.dn) + "))",
+                                           name, groups));
+        }
+        return {};
     }
 
     // A group entry's name: its RDN value when the RDN is the name attribute, else the first
@@ -378,74 +458,10 @@ class LdapDirectory final : public Directory {
     std::string description_;
 };
 
-std::string scheme_of(const std::string& uri) {
-    const std::size_t colon = uri.find("://");
-    std::string scheme = colon == std::string::npos ? std::string() : uri.substr(0, colon);
-    std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](char c) {
-        return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-    });
-    return scheme;
-}
-
-// Why the configuration cannot work; empty when it can.
-std::string config_problem(const DirectoryConfig& config) {
-    if (config.uri.empty())
-        return "uri is empty: give the directory's address, such as ldap://ldap.example.org:389";
-    if (config.uri.find_first_of(" \t\r\n") != std::string::npos)
-        return "uri '" + config.uri + "' must be a single ldap:// or ldaps:// address";
-    LDAPURLDesc* parsed = nullptr;
-    if (ldap_url_parse(config.uri.c_str(), &parsed) != LDAP_URL_SUCCESS)
-        return "uri '" + config.uri + "' is not an LDAP URL such as ldap://ldap.example.org:389";
-    const bool has_host = parsed->lud_host != nullptr && parsed->lud_host[0] != '\0';
-    const bool has_dn = parsed->lud_dn != nullptr && parsed->lud_dn[0] != '\0';
-    ldap_free_urldesc(parsed);
-    const std::string scheme = scheme_of(config.uri);
-    if (scheme != "ldap" && scheme != "ldaps")
-        return "uri '" + config.uri + "' must start with ldap:// or ldaps://";
-    if (!has_host)
-        return "uri '" + config.uri + "' has no host name";
-    if (has_dn)
-        return "uri '" + config.uri + "' carries a DN: put it in base_dn instead";
-    if (scheme == "ldaps" && config.tls != DirectoryTls::ldaps)
-        return "uri '" + config.uri + "' is ldaps:// but tls is not ldaps: set tls to ldaps";
-    if (scheme == "ldap" && config.tls == DirectoryTls::ldaps)
-        return "tls is ldaps but uri '" + config.uri +
-               "' is ldap://: use an ldaps:// address or StartTLS";
-    if (config.timeout_seconds < 1 || config.timeout_seconds > 300)
-        return "timeout_seconds must be between 1 and 300, not " +
-               std::to_string(config.timeout_seconds);
-    if (config.base_dn.empty() && (config.user_base.empty() || config.group_base.empty()))
-        return "base_dn is empty: give the directory's base, such as dc=example,dc=org";
-    const std::pair<const char*, const std::string*> dns[] = {{"base_dn", &config.base_dn},
-                                                              {"bind_dn", &config.bind_dn},
-                                                              {"user_base", &config.user_base},
-                                                              {"group_base", &config.group_base}};
-    for (const auto& [setting, value] : dns)
-        if (!ldap_backend::is_valid_dn(*value))
-            return std::string(setting) + " '" + *value + "' is not a distinguished name";
-    if (!config.bind_dn.empty() && config.bind_password.empty())
-        return "bind_dn is set but the bind password is empty (which LDAP treats as an "
-               "anonymous bind): give the service account's password";
-    if (config.bind_dn.empty() && !config.bind_password.empty())
-        return "a bind password is set but bind_dn is empty: give the service account's DN";
-    const std::pair<const char*, const std::string*> attributes[] = {
-        {"user_attribute", &config.user_attribute},
-        {"user_object_class", &config.user_object_class},
-        {"group_attribute", &config.group_attribute}};
-    for (const auto& [setting, value] : attributes)
-        if (!is_attribute_name(*value))
-            return std::string(setting) + " '" + *value +
-                   "' is not an attribute or class name (letters, digits, hyphens)";
-    if (config.tls != DirectoryTls::plain && !config.ca_file.empty() &&
-        ::access(config.ca_file.c_str(), R_OK) != 0)
-        return "ca_file " + config.ca_file + " cannot be read";
-    return {};
-}
-
 } // namespace
 
 Result<std::unique_ptr<Directory>> open_ldap_directory(const DirectoryConfig& config) {
-    if (std::string problem = config_problem(config); !problem.empty())
+    if (std::string problem = ldap_backend::config_problem(config); !problem.empty())
         return fail(Errc::invalid_argument, "directory configuration: " + problem);
     return std::unique_ptr<Directory>(std::make_unique<LdapDirectory>(config));
 }

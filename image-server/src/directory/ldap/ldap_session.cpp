@@ -1,5 +1,7 @@
 #include "ldap_session.hpp"
 
+#include "ldap_internal.hpp"
+
 #include <algorithm>
 #include <condition_variable>
 #include <ctime>
@@ -13,32 +15,6 @@
 namespace heirloom::server::ldap_backend {
 
 namespace {
-
-// Caps on what a directory may hand back, so a hostile or broken one cannot exhaust memory
-// through us: longer values are dropped, and extra values and entries are ignored.
-constexpr std::size_t max_value_bytes = 8192;
-constexpr std::size_t max_values_per_attribute = 10000;
-constexpr std::size_t max_entries = 10000;
-
-struct MessageFree {
-    void operator()(LDAPMessage* message) const { ldap_msgfree(message); }
-};
-using MessagePtr = std::unique_ptr<LDAPMessage, MessageFree>;
-
-std::string lower_ascii(std::string_view text) {
-    std::string out(text);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'Z')
-            c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
-
-std::string take_ldap_string(char* text) {
-    std::string out = text != nullptr ? printable(text) : std::string();
-    if (text != nullptr)
-        ldap_memfree(text);
-    return out;
-}
 
 timeval to_timeval(Clock::duration left) {
     const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(left).count();
@@ -117,6 +93,21 @@ void on_closing(LDAP*, Sockbuf*, ldap_conncb* callbacks) {
 }
 
 } // namespace
+
+std::string lower_ascii(std::string_view text) {
+    std::string out(text);
+    for (char& c : out)
+        if (c >= 'A' && c <= 'Z')
+            c = static_cast<char>(c - 'A' + 'a');
+    return out;
+}
+
+std::string take_ldap_string(char* text) {
+    std::string out = text != nullptr ? printable(text) : std::string();
+    if (text != nullptr)
+        ldap_memfree(text);
+    return out;
+}
 
 std::string printable(std::string_view text) {
     constexpr std::size_t keep = 300;
@@ -323,7 +314,8 @@ Error LdapSession::local_error(int code, std::string_view doing) const {
                                     " failed: " + describe_code(code)};
 }
 
-Result<BindOutcome> LdapSession::bind(std::string_view dn, std::string_view password) {
+Result<BindOutcome> LdapSession::bind(std::string_view dn, std::string_view password,
+                                      std::string* rejection) {
     const std::string dn_text(dn);
     berval credentials{};
     credentials.bv_len = password.size();
@@ -344,127 +336,14 @@ Result<BindOutcome> LdapSession::bind(std::string_view dn, std::string_view pass
         return std::unexpected(local_error(rc, doing));
     if (result == LDAP_SUCCESS)
         return BindOutcome::accepted;
-    if (result == LDAP_INVALID_CREDENTIALS || result == LDAP_INAPPROPRIATE_AUTH)
+    if (result == LDAP_INVALID_CREDENTIALS || result == LDAP_INAPPROPRIATE_AUTH) {
+        if (rejection != nullptr)
+            *rejection = detail;
         return BindOutcome::rejected;
+    }
     return fail(Errc::network, "directory " + description_ + " refused the " + doing + ": " +
                                    ldap_err2string(result) +
                                    (detail.empty() ? "" : " (" + detail + ")"));
-}
-
-namespace {
-
-bool wanted_attribute(const SearchRequest& request, const std::string& lower_name) {
-    return std::any_of(request.attributes.begin(), request.attributes.end(),
-                       [&](const std::string& a) { return lower_ascii(a) == lower_name; });
-}
-
-LdapEntry read_entry(LDAP* ld, LDAPMessage* message, const SearchRequest& request) {
-    LdapEntry entry;
-    if (char* dn = ldap_get_dn(ld, message)) {
-        entry.dn = dn;
-        ldap_memfree(dn);
-    }
-    BerElement* ber = nullptr;
-    for (char* attribute = ldap_first_attribute(ld, message, &ber); attribute != nullptr;
-         attribute = ldap_next_attribute(ld, message, ber)) {
-        std::string name = lower_ascii(attribute);
-        ldap_memfree(attribute);
-        const bool seen = std::any_of(entry.attributes.begin(), entry.attributes.end(),
-                                      [&](const auto& a) { return a.first == name; });
-        if (seen || !wanted_attribute(request, name))
-            continue;
-        berval** values = ldap_get_values_len(ld, message, name.c_str());
-        std::vector<std::string> kept;
-        for (std::size_t i = 0; values != nullptr && values[i] != nullptr; ++i) {
-            if (kept.size() == max_values_per_attribute)
-                break;
-            if (values[i]->bv_val == nullptr || values[i]->bv_len > max_value_bytes)
-                continue;
-            kept.emplace_back(values[i]->bv_val, values[i]->bv_len);
-        }
-        if (values != nullptr)
-            ldap_value_free_len(values);
-        entry.attributes.emplace_back(std::move(name), std::move(kept));
-    }
-    if (ber != nullptr)
-        ber_free(ber, 0);
-    return entry;
-}
-
-} // namespace
-
-Result<SearchResult> LdapSession::search(const SearchRequest& request) {
-    std::vector<std::string> attribute_names = request.attributes;
-    if (attribute_names.empty())
-        attribute_names.emplace_back(LDAP_NO_ATTRS); // "1.1": the DNs only
-    std::vector<char*> attributes;
-    for (auto& name : attribute_names)
-        attributes.push_back(name.data());
-    attributes.push_back(nullptr);
-    timeval time_limit{timeout_seconds_, 0};
-    const std::string doing = "search under " + printable(request.base);
-    int msgid = 0;
-    int rc = ldap_search_ext(ld_, request.base.c_str(),
-                             request.scope == Scope::base ? LDAP_SCOPE_BASE : LDAP_SCOPE_SUBTREE,
-                             request.filter.c_str(), attributes.data(), 0, nullptr, nullptr,
-                             &time_limit, request.size_limit, &msgid);
-    if (rc != LDAP_SUCCESS)
-        return std::unexpected(local_error(rc, doing));
-    LDAPMessage* raw = nullptr;
-    HL_TRY(wait_for(msgid, doing, &raw));
-    MessagePtr chain(raw);
-
-    const std::size_t cap =
-        request.size_limit > 0 ? static_cast<std::size_t>(request.size_limit) : max_entries;
-    SearchResult result;
-    bool done = false;
-    int code = LDAP_OTHER;
-    std::string detail;
-    for (LDAPMessage* m = ldap_first_message(ld_, chain.get()); m != nullptr;
-         m = ldap_next_message(ld_, m)) {
-        const int type = ldap_msgtype(m);
-        if (type == LDAP_RES_SEARCH_ENTRY) {
-            if (result.entries.size() < std::min(cap, max_entries))
-                result.entries.push_back(read_entry(ld_, m, request));
-            else
-                result.truncated = true;
-        } else if (type == LDAP_RES_SEARCH_RESULT && !done) {
-            char* text = nullptr;
-            rc = ldap_parse_result(ld_, m, &code, nullptr, &text, nullptr, nullptr, 0);
-            detail = take_ldap_string(text);
-            if (rc != LDAP_SUCCESS)
-                return std::unexpected(local_error(rc, doing));
-            done = true;
-        }
-        // Search references (referrals) are ignored: they are not followed.
-    }
-    if (!done)
-        return fail(Errc::network,
-                    "directory " + description_ + " ended the " + doing + " without a result");
-    switch (code) {
-    case LDAP_SUCCESS:
-        return result;
-    case LDAP_SIZELIMIT_EXCEEDED:
-    case LDAP_ADMINLIMIT_EXCEEDED:
-        result.truncated = true;
-        return result;
-    case LDAP_NO_SUCH_OBJECT:
-        result.entries.clear();
-        result.base_missing = true;
-        return result;
-    case LDAP_TIMELIMIT_EXCEEDED:
-        return std::unexpected(timeout_error(doing));
-    default:
-        break;
-    }
-    std::string hint;
-    if (code == LDAP_INSUFFICIENT_ACCESS)
-        hint = ": check that bind_dn may read users and groups";
-    else if (code == LDAP_CONFIDENTIALITY_REQUIRED || code == LDAP_STRONG_AUTH_REQUIRED)
-        hint = ": the directory wants TLS or a bind first";
-    return fail(Errc::network, "directory " + description_ + " refused the " + doing + ": " +
-                                   ldap_err2string(code) +
-                                   (detail.empty() ? "" : " (" + detail + ")") + hint);
 }
 
 } // namespace heirloom::server::ldap_backend

@@ -73,9 +73,13 @@ class LdapSession {
 
     // A simple bind; an empty dn and password make the connection anonymous again. Errors are
     // for everything but a verdict on the credentials (the service account's rejection is the
-    // caller's to turn into an error).
-    Result<BindOutcome> bind(std::string_view dn, std::string_view password);
+    // caller's to turn into an error). A rejection's diagnostic message (Active Directory's
+    // says why: "... data 533 ...") goes to *rejection when given.
+    Result<BindOutcome> bind(std::string_view dn, std::string_view password,
+                             std::string* rejection = nullptr);
 
+    // A search, in pages of the paged-results control (RFC 2696) for subtree searches, so a
+    // directory's per-search limit (Active Directory's 1,000) does not cut the answer short.
     Result<SearchResult> search(const SearchRequest& request);
 
   private:

@@ -33,6 +33,9 @@ class ApiClient {
     ApiClient& operator=(const ApiClient&) = delete;
 
     void set_token(std::string token);
+    // Sends "Authorization: Negotiate TOKEN" (a Kerberos login, heirloom/negotiate) instead of
+    // the bearer token until set to empty.
+    void set_negotiate(std::string token);
     const Url& url() const { return url_; }
     const ServerOptions& options() const { return options_; }
 
@@ -53,6 +56,7 @@ class ApiClient {
     ServerOptions options_;
     Url url_;
     std::string token_;
+    std::string negotiate_;
     std::unique_ptr<httplib::ClientImpl> http_;
 };
 
