@@ -122,8 +122,27 @@ std::string Slapd::modify(const std::string& ldif) {
 }
 
 void Slapd::pause() {
-    if (pid_ > 0)
-        ::kill(pid_, SIGSTOP);
+    if (pid_ <= 0)
+        return;
+    ::kill(pid_, SIGSTOP);
+    // SIGSTOP reaches each of slapd's threads a moment later; a request sent before the last
+    // one stopped could still be answered. Wait until every thread shows state T (stopped).
+    const fs::path tasks = fs::path("/proc") / std::to_string(pid_) / "task";
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        bool all_stopped = true;
+        std::error_code ec;
+        for (const auto& task : fs::directory_iterator(tasks, ec)) {
+            auto stat = read_text_file(task.path() / "stat", 4096);
+            // "PID (comm) STATE ...": the state follows the last ')'.
+            const std::size_t close = stat ? stat->rfind(')') : std::string::npos;
+            if (close == std::string::npos || close + 2 >= stat->size() ||
+                ((*stat)[close + 2] != 'T' && (*stat)[close + 2] != 't'))
+                all_stopped = false;
+        }
+        if (ec || all_stopped)
+            return;
+        ::usleep(5000);
+    }
 }
 
 void Slapd::resume() {
