@@ -62,7 +62,8 @@ const InstalledApp* find(const std::vector<InstalledApp>& apps, std::string_view
 
 } // namespace
 
-TEST_CASE("guest windows apps: C:\\Apps folders and Notepad are published", "[guest][windows]") {
+TEST_CASE("guest windows apps: the folders under Apps and Notepad are published",
+          "[guest][windows]") {
     test::FakeWinePrefix p;
     p.program("Apps/Payroll/PAY.EXE", "MZ payroll");
     p.program("Apps/Payroll/readme.txt", "not a program");
@@ -109,7 +110,7 @@ TEST_CASE("guest windows apps: C:\\Apps folders and Notepad are published", "[gu
     CHECK(warnings.lines.empty());
 }
 
-TEST_CASE("guest windows apps: no prefix means no apps; a broken one is reported",
+TEST_CASE("guest windows apps: no prefix means no apps, a broken one is reported",
           "[guest][windows]") {
     test::TempDir dir;
     Warnings warnings;

@@ -39,6 +39,8 @@ std::vector<AdminRequest> admin_requests() {
              {"POST", "/v1/admin/images/gate-test/missing"},
              {"PUT", "/v1/admin/images/gate-test/objects/" + chunk},
              {"PUT", "/v1/admin/images/gate-test/versions/1"},
+             {"GET", "/v1/admin/images/gate-test/apps"},
+             {"GET", "/v1/admin/images/gate-test/versions/1/apps/gate-test/icon"},
              {"GET", "/v1/admin/directory/users"},
              {"GET", "/v1/admin/directory/groups"},
              {"GET", "/v1/admin/effective/alice"},
@@ -108,7 +110,7 @@ std::vector<AdminRequest> registered_admin_routes() {
 std::vector<AdminRequest> documented_admin_routes() {
     std::string doc = read_source("docs/api.md");
     std::vector<AdminRequest> routes;
-    std::regex route(R"(^- `(GET|PUT|POST|DELETE) (/v1/admin/[^` ?]*))");
+    std::regex route(R"(^- `(GET|PUT|POST|DELETE) (/v1/admin/[^` ?\[]*))");
     std::istringstream lines(doc);
     std::smatch m;
     for (std::string line; std::getline(lines, line);)
