@@ -1,5 +1,6 @@
 #include "heirloom/agent/guest_protocol.hpp"
 
+#include "heirloom/common/utf8.hpp"
 #include "heirloom/common/windows_path.hpp"
 
 #include <algorithm>
@@ -39,47 +40,6 @@ std::string quote_text(std::string_view text) {
 
 std::unexpected<Error> bad(std::string_view where, std::string_view what) {
     return fail(Errc::corrupt, std::string(where) + ": " + std::string(what));
-}
-
-// Walks UTF-8 code points, calling visit(cp) for each; false on any malformed sequence
-// (overlong forms, surrogates and values past U+10FFFF included).
-template <class Visit> bool for_each_code_point(std::string_view text, Visit&& visit) {
-    std::size_t i = 0;
-    while (i < text.size()) {
-        auto b0 = static_cast<unsigned char>(text[i]);
-        std::uint32_t cp = 0;
-        std::size_t len = 0;
-        if (b0 < 0x80) {
-            cp = b0;
-            len = 1;
-        } else if (b0 >= 0xc2 && b0 <= 0xdf) {
-            cp = b0 & 0x1fu;
-            len = 2;
-        } else if (b0 >= 0xe0 && b0 <= 0xef) {
-            cp = b0 & 0x0fu;
-            len = 3;
-        } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-            cp = b0 & 0x07u;
-            len = 4;
-        } else {
-            return false;
-        }
-        if (text.size() - i < len)
-            return false;
-        for (std::size_t k = 1; k < len; ++k) {
-            auto b = static_cast<unsigned char>(text[i + k]);
-            if ((b & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (b & 0x3fu);
-        }
-        bool overlong = (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
-        if (overlong || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        if (!visit(cp))
-            return true;
-        i += len;
-    }
-    return true;
 }
 
 bool is_c0_or_del(std::uint32_t cp) {
@@ -899,7 +859,7 @@ Result<std::vector<std::uint8_t>> base64_decode(std::string_view text) {
 }
 
 bool is_valid_utf8(std::string_view text) {
-    return for_each_code_point(text, [](std::uint32_t) { return true; });
+    return is_utf8(text);
 }
 
 bool is_valid_app_id(std::string_view id) {

@@ -1,5 +1,6 @@
 #include "heirloom/policy/model.hpp"
 
+#include "heirloom/common/utf8.hpp"
 #include "heirloom/common/windows_path.hpp"
 
 #include <set>
@@ -28,46 +29,6 @@ bool is_id_char(char c) {
 
 bool is_control(unsigned char c) {
     return c < 0x20 || c == 0x7f;
-}
-
-// Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. nlohmann refuses to
-// dump invalid UTF-8, so a model holding it could not be signed or stored.
-bool is_utf8(std::string_view s) {
-    std::size_t i = 0;
-    while (i < s.size()) {
-        auto c = static_cast<unsigned char>(s[i]);
-        std::size_t extra = 0;
-        std::uint32_t cp = 0;
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            extra = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            extra = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            extra = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + extra >= s.size())
-            return false;
-        for (std::size_t k = 1; k <= extra; ++k) {
-            auto d = static_cast<unsigned char>(s[i + k]);
-            if ((d & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (d & 0x3f);
-        }
-        if ((extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += extra + 1;
-    }
-    return true;
 }
 
 bool has_control(std::string_view s) {

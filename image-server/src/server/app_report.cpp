@@ -1,6 +1,7 @@
 #include "heirloom/server/app_report.hpp"
 
 #include "heirloom/common/json.hpp"
+#include "heirloom/common/utf8.hpp"
 
 #include <algorithm>
 #include <array>
@@ -25,45 +26,6 @@ bool is_alnum(char c) {
     return is_lower_or_digit(c) || (c >= 'A' && c <= 'Z');
 }
 
-// Decodes strict UTF-8 (no overlong forms, surrogates or code points above U+10FFFF) and
-// calls visit with each code point; false when the text is not such UTF-8.
-template <class Visit> bool each_code_point(std::string_view text, Visit visit) {
-    std::size_t i = 0;
-    while (i < text.size()) {
-        auto b0 = static_cast<unsigned char>(text[i]);
-        std::uint32_t cp = 0;
-        std::size_t len = 1;
-        if (b0 < 0x80) {
-            cp = b0;
-        } else if (b0 >= 0xc2 && b0 <= 0xdf) {
-            cp = b0 & 0x1fu;
-            len = 2;
-        } else if (b0 >= 0xe0 && b0 <= 0xef) {
-            cp = b0 & 0x0fu;
-            len = 3;
-        } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-            cp = b0 & 0x07u;
-            len = 4;
-        } else {
-            return false;
-        }
-        if (text.size() - i < len)
-            return false;
-        for (std::size_t k = 1; k < len; ++k) {
-            auto b = static_cast<unsigned char>(text[i + k]);
-            if ((b & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (b & 0x3fu);
-        }
-        bool overlong = (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
-        if (overlong || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        visit(cp);
-        i += len;
-    }
-    return true;
-}
-
 bool is_control(std::uint32_t cp) {
     return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
 }
@@ -78,7 +40,7 @@ bool is_deceptive(std::uint32_t cp) {
 // Why text is not one printable line, or an empty string when it is.
 std::string line_problem(std::string_view text) {
     bool control = false, deceptive = false;
-    if (!each_code_point(text, [&](std::uint32_t cp) {
+    if (!for_each_code_point(text, [&](std::uint32_t cp) {
             control = control || is_control(cp);
             deceptive = deceptive || is_deceptive(cp);
         }))

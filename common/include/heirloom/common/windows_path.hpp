@@ -14,6 +14,7 @@
 // control characters, names ending in a dot or a space, and the reserved device names.
 
 #include "heirloom/common/error.hpp"
+#include "heirloom/common/utf8.hpp"
 
 #include <algorithm>
 #include <array>
@@ -70,42 +71,8 @@ inline bool iequals_ascii(std::string_view a, std::string_view b) {
 // above U+10FFFF), or nothing when it is not valid UTF-8.
 inline std::optional<std::size_t> utf16_units(std::string_view s) {
     std::size_t units = 0;
-    std::size_t i = 0;
-    while (i < s.size()) {
-        auto c = static_cast<unsigned char>(s[i]);
-        std::size_t extra = 0;
-        char32_t cp = 0;
-        if (c < 0x80) {
-            ++i;
-            ++units;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            extra = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            extra = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            extra = 3;
-            cp = c & 0x07;
-        } else {
-            return std::nullopt;
-        }
-        if (i + extra >= s.size())
-            return std::nullopt;
-        for (std::size_t k = 1; k <= extra; ++k) {
-            auto d = static_cast<unsigned char>(s[i + k]);
-            if ((d & 0xc0) != 0x80)
-                return std::nullopt;
-            cp = (cp << 6) | (d & 0x3f);
-        }
-        if ((extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return std::nullopt;
-        units += cp >= 0x10000 ? 2 : 1;
-        i += extra + 1;
-    }
+    if (!for_each_code_point(s, [&](std::uint32_t cp) { units += cp >= 0x10000 ? 2 : 1; }))
+        return std::nullopt;
     return units;
 }
 
