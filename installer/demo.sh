@@ -156,7 +156,10 @@ fi
 step "Endpoint: alice's agent (heirloom-agent) logs in and syncs her workspace in the background"
 rm -rf agent && mkdir -p agent/home/.config/heirloom agent/run && chmod 700 agent agent/run
 # Her endpoint already holds the application's files: Trim Transfer reuses them.
-printf '{"sync_workers": 4, "seeds": {"legacy": ["%s/tree"]}}\n' "$work" > agent/home/.config/heirloom/agent.json
+# The VM runs under TCG unless HEIRLOOM_ACCEL says kvm or auto: on some machines KVM passes the
+# agent's probe and then stops the guest's boot loader (docs/vm.md, "Acceleration").
+printf '{"sync_workers": 4, "seeds": {"legacy": ["%s/tree"]}, "accel": "%s"}\n' "$work" \
+  "${HEIRLOOM_ACCEL:-tcg}" > agent/home/.config/heirloom/agent.json
 as_alice() { env -i HOME="$work/agent/home" XDG_RUNTIME_DIR="$work/agent/run" PATH=/usr/bin:/bin LANG=C.UTF-8 DISPLAY="$demo_display" "$@"; }
 # Started without the function, so that $! is the agent itself (env execs it) and the trap
 # below stops it, and with it the VM.
@@ -228,6 +231,7 @@ echo "window on $demo_display: \"$(DISPLAY=$demo_display xdotool getwindowname "
 printf 'the window is up %.1fs after the demo started\n' "$(echo "$(date +%s.%N) - $t0" | bc)"
 
 step "Launching the Windows programs 'payroll' (built with mingw-w64) and Wine's 'notepad' in the running VM"
+position=0
 for app in payroll:Payroll notepad:Notepad; do
   t_app=$(date +%s.%N)
   as_alice "$bin/heirloom" launch "${app%%:*}"
@@ -235,6 +239,10 @@ for app in payroll:Payroll notepad:Notepad; do
     { echo "no ${app#*:} window appeared (see $work/agent/run/heirloom/vms/desk/)"; exit 1; }
   printf 'window on %s: "%s", %.1fs after the launch\n' "$demo_display" \
     "$(DISPLAY=$demo_display xdotool getwindowname "$window")" "$(echo "$(date +%s.%N) - $t_app" | bc)"
+  # The private Xvfb has no window manager: every window opens at the top left. Spread them
+  # out so the screenshot shows each.
+  position=$((position + 1))
+  [ -z "$xvfb_pid" ] || DISPLAY=$demo_display xdotool windowmove "$window" $((position * 220)) $((position * 120))
 done
 echo "alice's menu entry for Payroll (its icon comes from PAYROLL.EXE, as the guest reported it):"
 sed -n 's/^Name=/  /p; s/^Icon=/    icon: /p' "$work"/agent/home/.local/share/applications/heirloom-desk-payroll.desktop
