@@ -177,6 +177,26 @@ TEST_CASE("windows vm: a Win32 program published by its Windows path runs seamle
     CHECK_THAT(entry_text, Catch::Contains("Name=Payroll (Legacy Desk)"));
     CHECK_THAT(entry_text, Catch::Contains("MimeType=text/plain;"));
 
+    // The next round reports what the guest holds to the server for the version the VM runs:
+    // the Windows program by its Windows path, with its icon, which the server serves as the
+    // agent re-encoded it; the console offers it from there.
+    agent.sync();
+    auto reported = admin->get("/v1/admin/images/legacy/apps");
+    INFO((reported ? reported->dump(2) : reported.error().message));
+    REQUIRE(reported);
+    CHECK((*reported)["version"] == 1);
+    Json payroll_report;
+    for (const auto& a : (*reported)["apps"])
+        if (a.value("id", "") == "payroll")
+            payroll_report = a;
+    REQUIRE(payroll_report.is_object());
+    CHECK(payroll_report["command"] == "C:\\Apps\\Payroll\\PAYROLL.EXE");
+    REQUIRE(payroll_report["icon_url"].is_string());
+    auto served_icon = admin->get_text(payroll_report["icon_url"].get<std::string>());
+    INFO((served_icon ? "" : served_icon.error().message));
+    REQUIRE(served_icon);
+    CHECK(*served_icon == std::string(expected_icon->begin(), expected_icon->end()));
+
     // Clipboard, host→guest allowed: the program shows what its clipboard holds.
     REQUIRE(x.set_clipboard("hello-from-the-host"));
     CHECK_FALSE(wait_for_title(x, "\\[Legacy Desk\\] Payroll - clipboard: hello-from-the-host", 30s)
