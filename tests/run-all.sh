@@ -48,24 +48,30 @@ step "release build (-Wall -Wextra -Werror)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C build -j "$jobs"
 
-step "guest image (installer/guest/build-guest-image.sh, cached in build/guest)"
-bash installer/guest/build-guest-image.sh --out build/guest --guest-agent build/bin/heirloom-guest
-# The VM tests of both builds boot this image (the release build's static heirloom-guest is in
-# it) and save their screenshots in build/screenshots/.
-export HEIRLOOM_GUEST_IMAGE=$root/build/guest/guest.vhd
-export HEIRLOOM_SCREENSHOT_DIR=$root/build/screenshots
-
-step "Wine guest image (--windows-apps build/windows-apps, cached in build/guest-wine)"
-# The Windows-application tests boot a second image: the default one plus Wine and the Win32
-# test program PAYROLL.EXE, which the release build made with mingw-w64.
+# The guest images take minutes of downloading and dpkg, little CPU: they are built in the
+# background while the sanitizer and fuzz builds compile, and waited for before any test.
 if [ ! -f build/windows-apps/Payroll/PAYROLL.EXE ]; then
   echo "build/windows-apps/Payroll/PAYROLL.EXE is missing: the Win32 test program needs" \
     "i686-w64-mingw32-g++ (Debian package g++-mingw-w64-i686, installer/install-deps.sh)" >&2
   exit 1
 fi
-bash installer/guest/build-guest-image.sh --out build/guest-wine \
-  --guest-agent build/bin/heirloom-guest --windows-apps build/windows-apps
+step "guest images, in the background (log: build/guest-images.log)"
+(
+  set -e
+  echo "--- guest image (cached in build/guest)"
+  bash installer/guest/build-guest-image.sh --out build/guest --guest-agent build/bin/heirloom-guest
+  # The Windows-application test boots a second image: the default one plus Wine and the
+  # Win32 test program PAYROLL.EXE, which the release build made with mingw-w64.
+  echo "--- Wine guest image (--windows-apps build/windows-apps, cached in build/guest-wine)"
+  bash installer/guest/build-guest-image.sh --out build/guest-wine \
+    --guest-agent build/bin/heirloom-guest --windows-apps build/windows-apps
+) >build/guest-images.log 2>&1 &
+images_pid=$!
+# The VM tests of both builds boot these images (the release build's static heirloom-guest is
+# in them) and save their screenshots in build/screenshots/.
+export HEIRLOOM_GUEST_IMAGE=$root/build/guest/guest.vhd
 export HEIRLOOM_WINE_GUEST_IMAGE=$root/build/guest-wine/guest.vhd
+export HEIRLOOM_SCREENSHOT_DIR=$root/build/screenshots
 
 step "sanitizer build (ASan + UBSan)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHEIRLOOM_SANITIZE=ON >/dev/null
@@ -90,6 +96,14 @@ for target in build-fuzz/bin/fuzz_*; do
   fi
   grep -E '^stat::number_of_executed_units|^Done' "build-fuzz/$name.log" || true
 done
+
+step "guest images (waiting for the background build)"
+if ! wait "$images_pid"; then
+  cat build/guest-images.log >&2
+  echo "the guest image build failed (its log is above)" >&2
+  exit 1
+fi
+cat build/guest-images.log
 
 step "test suite under ASan + UBSan"
 # The Windows-program VM test runs in the release build only: the guest side is the release
