@@ -2,6 +2,7 @@
 // (ids, printable names, commands, MIME types, PNG icons, counts, sizes), and the metadata
 // keeps one report per image version.
 
+#include "heirloom/agent/guest_protocol.hpp"
 #include "heirloom/common/json.hpp"
 #include "heirloom/server/app_report.hpp"
 #include "heirloom/server/metadata.hpp"
@@ -23,30 +24,12 @@ Bytes small_png(std::uint32_t width, std::uint32_t height) {
     return *png;
 }
 
-std::string base64(ByteView bytes) {
-    constexpr std::string_view alphabet =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    for (std::size_t i = 0; i < bytes.size(); i += 3) {
-        std::uint32_t n = std::uint32_t(bytes[i]) << 16;
-        if (i + 1 < bytes.size())
-            n |= std::uint32_t(bytes[i + 1]) << 8;
-        if (i + 2 < bytes.size())
-            n |= bytes[i + 2];
-        out += alphabet[(n >> 18) & 63];
-        out += alphabet[(n >> 12) & 63];
-        out += i + 1 < bytes.size() ? alphabet[(n >> 6) & 63] : '=';
-        out += i + 2 < bytes.size() ? alphabet[n & 63] : '=';
-    }
-    return out;
-}
-
 Json payroll_app() {
     return {{"id", "payroll"},
             {"name", "Payroll"},
             {"command", "C:\\Apps\\Payroll\\PAYROLL.EXE"},
             {"file_types", {"application/x-payroll", "text/csv"}},
-            {"icon_png_base64", base64(small_png(64, 64))}};
+            {"icon_png_base64", guest::base64_encode(small_png(64, 64))}};
 }
 
 // The message a report with one app changed by edit is refused with.
@@ -150,7 +133,7 @@ TEST_CASE("app report: icons must be small, whole PNG files", "[server][apps]") 
                Catch::Contains("icon_png_base64"));
     CHECK_THAT(refusal([](Json& a) { a["icon_png_base64"] = "not base64!"; }),
                Catch::Contains("base64"));
-    CHECK_THAT(refusal([&](Json& a) { a["icon_png_base64"] = base64(truncated); }),
+    CHECK_THAT(refusal([&](Json& a) { a["icon_png_base64"] = guest::base64_encode(truncated); }),
                Catch::Contains("truncated"));
     CHECK_THAT(refusal([](Json& a) { a["icon_png_base64"] = std::string(400000, 'A'); }),
                Catch::Contains("256 KiB"));

@@ -2,6 +2,7 @@
 // guest of an image version holds, an admin lists it (with icons), and hostile or unauthorised
 // reports are refused with a message that says why.
 
+#include "heirloom/agent/guest_protocol.hpp"
 #include "heirloom/shell/icon.hpp"
 #include "support/server_deployment.hpp"
 
@@ -26,24 +27,6 @@ Bytes icon_png() {
     return *png;
 }
 
-std::string base64(ByteView bytes) {
-    constexpr std::string_view alphabet =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    for (std::size_t i = 0; i < bytes.size(); i += 3) {
-        std::uint32_t n = std::uint32_t(bytes[i]) << 16;
-        if (i + 1 < bytes.size())
-            n |= std::uint32_t(bytes[i + 1]) << 8;
-        if (i + 2 < bytes.size())
-            n |= bytes[i + 2];
-        out += alphabet[(n >> 18) & 63];
-        out += alphabet[(n >> 12) & 63];
-        out += i + 1 < bytes.size() ? alphabet[(n >> 6) & 63] : '=';
-        out += i + 2 < bytes.size() ? alphabet[n & 63] : '=';
-    }
-    return out;
-}
-
 Json report(std::vector<Json> apps) {
     return {{"apps", apps}};
 }
@@ -53,7 +36,7 @@ Json payroll_app() {
             {"name", "Payroll"},
             {"command", "C:\\Apps\\Payroll\\PAYROLL.EXE"},
             {"file_types", {"application/x-payroll"}},
-            {"icon_png_base64", base64(icon_png())}};
+            {"icon_png_base64", guest::base64_encode(icon_png())}};
 }
 
 Json clock_app() {
@@ -263,12 +246,12 @@ TEST_CASE("server apps: hostile and unauthorised reports are refused",
     app["name"] = "Pay\u202Egpj.exe";
     refused(app, 400, "bidirectional");
     app = payroll_app();
-    app["icon_png_base64"] = base64(as_bytes("<svg onload=alert(1)>"));
+    app["icon_png_base64"] = guest::base64_encode(as_bytes("<svg onload=alert(1)>"));
     refused(app, 400, "not a PNG");
     app = payroll_app();
     Bytes bomb = icon_png();
     bomb[16] = 0x10; // IHDR width 268 million
-    app["icon_png_base64"] = base64(bomb);
+    app["icon_png_base64"] = guest::base64_encode(bomb);
     refused(app, 400, "pixels");
     app = payroll_app();
     app["file_types"] = {"text/html\r\nX-Injected: 1"};
